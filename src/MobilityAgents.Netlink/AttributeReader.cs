@@ -84,7 +84,7 @@ public static class AttributeValue
     {
         if (a.Payload.Length < size)
         {
-            throw new NetlinkParseException(what, $"attribute type {a.Type} has a {a.Payload.Length}-byte payload, {size} needed", -1);
+            throw new NetlinkParseException($"attribute type {a.Type}", $"{a.Payload.Length}-byte payload is too short for a {what} ({size} bytes needed)", -1);
         }
 
         return a.Payload.Span;
@@ -116,6 +116,6 @@ public static class AttributeValue
     public static IPAddress Address(this NetlinkAttribute a) => a.Payload.Length switch
     {
         4 or 16 => new IPAddress(a.Payload.Span),
-        _ => throw new NetlinkParseException("address", $"attribute type {a.Type} has a {a.Payload.Length}-byte payload, not an IPv4 (4) or IPv6 (16) address", -1),
+        _ => throw new NetlinkParseException($"attribute type {a.Type}", $"{a.Payload.Length}-byte payload is not an IPv4 (4 bytes) or IPv6 (16 bytes) address", -1),
     };
 }

@@ -12,8 +12,19 @@ public static class MessageReader
     public static List<NetlinkMessage> ReadAll(ReadOnlyMemory<byte> datagram)
     {
         var list = new List<NetlinkMessage>();
+        var r = new DatagramReader(datagram);
+        while (r.Next())
+        {
+            list.Add(r.Current);
+        }
+
+        return list;
+    }
+
+    /// <summary>Checks every message header of a datagram; throws at the first one that is truncated or whose length lies.</summary>
+    internal static void Validate(ReadOnlySpan<byte> s)
+    {
         int offset = 0;
-        ReadOnlySpan<byte> s = datagram.Span;
         while (offset < s.Length)
         {
             int left = s.Length - offset;
@@ -28,11 +39,50 @@ public static class MessageReader
                 throw new NetlinkParseException("netlink datagram", $"message type {h.Type} has nlmsg_len {h.Length} but {left} bytes remain", offset);
             }
 
-            list.Add(new NetlinkMessage(h, datagram.Slice(offset + NetlinkMessageHeader.Size, (int)h.Length - NetlinkMessageHeader.Size)));
             offset = Math.Min(s.Length, offset + Align.NlmsgAlign((int)h.Length));
         }
+    }
+}
 
-        return list;
+/// <summary>
+/// The messages of a datagram, read in place: no copy, no list. The constructor checks every header
+/// first (the errors of <see cref="MessageReader.ReadAll"/>), so a malformed datagram throws before
+/// any of its messages is seen. The messages' payloads point into the datagram's memory.
+/// </summary>
+internal struct DatagramReader
+{
+    private readonly ReadOnlyMemory<byte> _datagram;
+    private int _offset;
+
+    public DatagramReader(ReadOnlyMemory<byte> datagram)
+    {
+        MessageReader.Validate(datagram.Span);
+        _datagram = datagram;
+        _offset = 0;
+        Current = default;
+        PayloadOffset = 0;
+    }
+
+    /// <summary>The current message.</summary>
+    public NetlinkMessage Current { get; private set; }
+
+    /// <summary>Where the current message's payload starts in the datagram.</summary>
+    public int PayloadOffset { get; private set; }
+
+    /// <summary>Moves to the next message; false at the end of the datagram.</summary>
+    public bool Next()
+    {
+        ReadOnlySpan<byte> s = _datagram.Span;
+        if (_offset >= s.Length)
+        {
+            return false;
+        }
+
+        var h = NetlinkMessageHeader.ReadLittleEndian(s[_offset..]);
+        PayloadOffset = _offset + NetlinkMessageHeader.Size;
+        Current = new NetlinkMessage(h, _datagram.Slice(PayloadOffset, (int)h.Length - NetlinkMessageHeader.Size));
+        _offset = Math.Min(s.Length, _offset + Align.NlmsgAlign((int)h.Length));
+        return true;
     }
 }
 
@@ -61,11 +111,18 @@ public readonly record struct NetlinkError(int Errno, NetlinkMessageHeader Reque
         int? offs = null;
         if (m.Header.HasFlag(NLM_F_ACK_TLVS))
         {
-            // The echoed request is whole unless capped; its nlmsg_len says how long it is.
-            int tlvStart = m.Header.HasFlag(NLM_F_CAPPED) ? SizeofNlmsgerr : 4 + Align.NlmsgAlign((int)req.Length);
+            // The echoed request is whole unless capped; its nlmsg_len says how long it is. Checked
+            // before any arithmetic: a lying nlmsg_len (e.g. 0x80000000) must not wrap the offset.
+            bool capped = m.Header.HasFlag(NLM_F_CAPPED);
+            if (!capped && (req.Length < NetlinkMessageHeader.Size || req.Length > p.Length - 4))
+            {
+                throw new NetlinkParseException("NLMSG_ERROR", $"echoed request has nlmsg_len {req.Length} but the {p.Length}-byte payload holds {p.Length - 4} bytes after the error code", NetlinkMessageHeader.Size + 4);
+            }
+
+            int tlvStart = capped ? SizeofNlmsgerr : 4 + Align.NlmsgAlign((int)req.Length);
             if (tlvStart > p.Length)
             {
-                throw new NetlinkParseException("NLMSG_ERROR", $"echoed request of {req.Length} bytes runs past the {p.Length}-byte payload", NetlinkMessageHeader.Size + 4);
+                throw new NetlinkParseException("NLMSG_ERROR", $"echoed request with nlmsg_len {req.Length} runs past the {p.Length}-byte payload", NetlinkMessageHeader.Size + 4);
             }
 
             var r = new AttributeReader(m.Payload[tlvStart..], "NLMSG_ERROR extended ack");

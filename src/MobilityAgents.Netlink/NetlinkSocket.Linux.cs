@@ -153,8 +153,13 @@ public sealed unsafe class NetlinkSocket : IDisposable
             bool interrupted = false;
             while (true)
             {
-                foreach (NetlinkMessage m in Receive(describe))
+                // Parsed in place; a datagram is copied (once) only when it holds a reply to return.
+                ReadOnlyMemory<byte> datagram = _receive.AsMemory(0, Receive(describe));
+                byte[]? copy = null;
+                var reader = new DatagramReader(datagram);
+                while (reader.Next())
                 {
+                    NetlinkMessage m = reader.Current;
                     if (!IsOurs(m, seq))
                     {
                         continue;
@@ -195,7 +200,8 @@ public sealed unsafe class NetlinkSocket : IDisposable
                             throw new NetlinkException(describe(), Errno.ENOBUFS, "NLMSG_OVERRUN: data lost", null, seq);
                         default:
                             // A dump's parts, or the single reply of a GET by index; the ack follows.
-                            replies.Add(m);
+                            copy ??= datagram.ToArray();
+                            replies.Add(new NetlinkMessage(m.Header, copy.AsMemory(reader.PayloadOffset, m.Payload.Length)));
                             break;
                     }
                 }
@@ -218,6 +224,7 @@ public sealed unsafe class NetlinkSocket : IDisposable
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             int next = 0;
+            Func<string> describeNext = () => describe(next);
             while (next < starts.Count)
             {
                 int count = Math.Min(window, starts.Count - next);
@@ -234,18 +241,27 @@ public sealed unsafe class NetlinkSocket : IDisposable
                 int from = starts[next];
                 int to = next + count < starts.Count ? starts[next + count] : requests.Length;
                 // One sendmsg per chunk of requests: the kernel's rtnetlink_rcv processes every message in it.
-                SendChunked(requests[from..to], () => describe(next));
+                SendChunked(requests[from..to], describeNext);
                 int pending = count;
                 while (pending > 0)
                 {
-                    foreach (NetlinkMessage m in Receive(() => describe(next)))
+                    // Acks are parsed in place in the receive buffer: nothing is copied or kept.
+                    var reader = new DatagramReader(_receive.AsMemory(0, Receive(describeNext)));
+                    while (reader.Next())
                     {
+                        NetlinkMessage m = reader.Current;
                         if (m.Header.PortId != PortId || m.Type != NLMSG_ERROR)
                         {
                             continue;
                         }
 
                         uint idx = m.Header.Sequence - first;
+                        if (m.Header.Sequence < first)
+                        {
+                            // The sequence wrapped inside this window, and Stamp skipped 0.
+                            idx--;
+                        }
+
                         if (idx >= (uint)count)
                         {
                             continue; // stale
@@ -305,11 +321,21 @@ public sealed unsafe class NetlinkSocket : IDisposable
             seq = ++_sequence;
         }
 
+        StampRequest(request, seq);
+        return seq;
+    }
+
+    /// <summary>
+    /// What every request carries on the wire: NLM_F_REQUEST | NLM_F_ACK added to the builder's
+    /// flags, the sequence number, and nlmsg_pid 0 (addressed to the kernel). Separate so the
+    /// golden-byte tests stamp a built request exactly as it is sent.
+    /// </summary>
+    internal static void StampRequest(Span<byte> request, uint sequence)
+    {
         ushort flags = BinaryPrimitives.ReadUInt16LittleEndian(request[6..]);
         BinaryPrimitives.WriteUInt16LittleEndian(request[6..], (ushort)(flags | NLM_F_REQUEST | NLM_F_ACK));
-        BinaryPrimitives.WriteUInt32LittleEndian(request[8..], seq);
+        BinaryPrimitives.WriteUInt32LittleEndian(request[8..], sequence);
         BinaryPrimitives.WriteUInt32LittleEndian(request[12..], 0);
-        return seq;
     }
 
     private bool IsOurs(NetlinkMessage m, uint seq)
@@ -344,8 +370,8 @@ public sealed unsafe class NetlinkSocket : IDisposable
         }
     }
 
-    /// <summary>Receives one datagram and splits it into messages.</summary>
-    private List<NetlinkMessage> Receive(Func<string> describe)
+    /// <summary>Receives one datagram into the socket's buffer and returns its length; the next receive overwrites it.</summary>
+    private int Receive(Func<string> describe)
     {
         int n = ReceiveRaw(out int errno);
         if (n < 0)
@@ -353,7 +379,7 @@ public sealed unsafe class NetlinkSocket : IDisposable
             throw new NetlinkSocketException($"recv netlink reply ({describe()})", errno);
         }
 
-        return MessageReader.ReadAll(_receive.AsMemory(0, n).ToArray());
+        return n;
     }
 
     /// <summary>

@@ -161,17 +161,19 @@ public sealed class AddressService
             () => $"ip addr del {address.ToIpArguments()} dev (ifindex {address.InterfaceIndex})");
     }
 
+    /// <summary>RTM_GETADDR dump of IPv4 addresses: an ifaddrmsg with the family and (strict checking lets the kernel filter by it) ifa_index, as ip(8).</summary>
+    internal static void ListRequest(ref NetlinkWriter w, int? interfaceIndex)
+    {
+        int m = w.BeginMessage(RTM_GETADDR, NLM_F_DUMP);
+        Span<byte> h = w.Reserve(SizeofIfaddrmsg);
+        h[0] = AF_INET;
+        BinaryPrimitives.WriteInt32LittleEndian(h[4..], interfaceIndex ?? 0);
+        w.EndMessage(m);
+    }
+
     /// <summary>IPv4 addresses, of one interface or all. Equivalent to: <c>ip -4 addr show [dev IF]</c>.</summary>
     public List<AddressEntry> List(int? interfaceIndex = null) => _h.Dump(
-        (ref NetlinkWriter w) =>
-        {
-            int m = w.BeginMessage(RTM_GETADDR, NLM_F_DUMP);
-            Span<byte> h = w.Reserve(SizeofIfaddrmsg);
-            h[0] = AF_INET;
-            // Strict checking lets the kernel filter by ifa_index.
-            BinaryPrimitives.WriteInt32LittleEndian(h[4..], interfaceIndex ?? 0);
-            w.EndMessage(m);
-        },
+        (ref NetlinkWriter w) => ListRequest(ref w, interfaceIndex),
         AddressEntry.Decode,
         () => interfaceIndex is { } i ? $"ip -4 addr show dev (ifindex {i})" : "ip -4 addr show");
 }

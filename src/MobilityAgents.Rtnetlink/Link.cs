@@ -27,7 +27,7 @@ public sealed record IpipParameters
     /// <summary>IFLA_IPTUN_TOS: outer TOS; 1 inherits.</summary>
     public byte Tos { get; init; }
 
-    /// <summary>IFLA_IPTUN_PMTUDISC: set DF on outer packets (the kernel's default).</summary>
+    /// <summary>IFLA_IPTUN_PMTUDISC: set DF on outer packets (the kernel's default). Off needs <see cref="Ttl"/> 0: a fixed TTL makes the kernel set DF anyway.</summary>
     public bool PathMtuDiscovery { get; init; } = true;
 
     /// <summary>IFLA_IPTUN_LINK: underlying device index (<c>dev</c>), null: any.</summary>
@@ -94,36 +94,48 @@ public sealed record IpipParameters
         return string.Join(' ', parts);
     }
 
+    /// <summary>
+    /// Refuses what the kernel would silently change: with a fixed outer TTL, ipip_netlink_parms sets
+    /// DF whatever IFLA_IPTUN_PMTUDISC says, so "nopmtudisc" only holds with TTL 0 (inherit).
+    /// ip(8) refuses the same combination ("ttl != 0 and nopmtudisc are incompatible").
+    /// </summary>
+    internal void Validate(string operation)
+    {
+        if (!External && !PathMtuDiscovery && Ttl != 0)
+        {
+            throw new ArgumentException(
+                $"{operation}: ttl != 0 and nopmtudisc are incompatible (the kernel sets DF whenever the outer TTL is fixed); use Ttl = 0 (inherit) or PathMtuDiscovery = true",
+                "parameters");
+        }
+    }
+
+    /// <summary>
+    /// Writes IFLA_INFO_DATA as ip(8) 6.1 does (link_iptnl.c), in its order and with its defaults:
+    /// PROTO 0 (any inner protocol, which is what a tunnel made by ip has), LOCAL, REMOTE,
+    /// PMTUDISC, TOS, TTL, LINK (0: none), FWMARK (0: none), then the four ENCAP_* (type 0: none).
+    /// Every parameter is always sent, so a change in place (which replaces them all) leaves
+    /// nothing at a kernel default; an external link gets PROTO and COLLECT_METADATA only.
+    /// </summary>
     internal void Encode(ref NetlinkWriter w)
     {
+        w.WriteU8(IFLA_IPTUN_PROTO, 0);
         if (External)
         {
             w.WriteFlag(IFLA_IPTUN_COLLECT_METADATA);
             return;
         }
 
-        if (UnderlyingLinkIndex is { } link)
-        {
-            w.WriteU32(IFLA_IPTUN_LINK, (uint)link);
-        }
-
         w.WriteAddress(IFLA_IPTUN_LOCAL, Local ?? IPAddress.Any);
         w.WriteAddress(IFLA_IPTUN_REMOTE, Remote ?? IPAddress.Any);
-        w.WriteU8(IFLA_IPTUN_TTL, Ttl);
-        w.WriteU8(IFLA_IPTUN_TOS, Tos);
         w.WriteU8(IFLA_IPTUN_PMTUDISC, PathMtuDiscovery ? (byte)1 : (byte)0);
-        if (FwMark is { } mark)
-        {
-            w.WriteU32(IFLA_IPTUN_FWMARK, mark);
-        }
-
-        if (EncapType is { } et)
-        {
-            w.WriteU16(IFLA_IPTUN_ENCAP_TYPE, et);
-            w.WriteU16(IFLA_IPTUN_ENCAP_FLAGS, 0);
-            w.WriteU16BigEndian(IFLA_IPTUN_ENCAP_SPORT, EncapSourcePort ?? 0);
-            w.WriteU16BigEndian(IFLA_IPTUN_ENCAP_DPORT, EncapDestinationPort ?? 0);
-        }
+        w.WriteU8(IFLA_IPTUN_TOS, Tos);
+        w.WriteU8(IFLA_IPTUN_TTL, Ttl);
+        w.WriteU32(IFLA_IPTUN_LINK, (uint)(UnderlyingLinkIndex ?? 0));
+        w.WriteU32(IFLA_IPTUN_FWMARK, FwMark ?? 0);
+        w.WriteU16(IFLA_IPTUN_ENCAP_TYPE, EncapType ?? 0);
+        w.WriteU16(IFLA_IPTUN_ENCAP_FLAGS, 0);
+        w.WriteU16BigEndian(IFLA_IPTUN_ENCAP_SPORT, EncapSourcePort ?? 0);
+        w.WriteU16BigEndian(IFLA_IPTUN_ENCAP_DPORT, EncapDestinationPort ?? 0);
     }
 
     internal static IpipParameters Decode(ReadOnlyMemory<byte> data)
@@ -183,7 +195,7 @@ public sealed record Link
     /// <summary>IFLA_ADDRESS.</summary>
     public PhysicalAddress? HardwareAddress { get; init; }
 
-    /// <summary>IFLA_LINK: the parent/peer index (veth peer, tunnel underlay).</summary>
+    /// <summary>IFLA_LINK: the parent/peer index (veth peer, tunnel underlay); null when absent or 0 (none).</summary>
     public int? ParentIndex { get; init; }
 
     /// <summary>IFLA_MASTER.</summary>
@@ -223,7 +235,7 @@ public sealed record Link
                 IFLA_MTU => link with { Mtu = (int)a.U32() },
                 IFLA_OPERSTATE => link with { OperState = a.U8() },
                 IFLA_ADDRESS => link with { HardwareAddress = new PhysicalAddress(a.Payload.ToArray()) },
-                IFLA_LINK => link with { ParentIndex = a.I32() },
+                IFLA_LINK => link with { ParentIndex = a.I32() == 0 ? null : a.I32() }, // 0: none (an ipip link without dev)
                 IFLA_MASTER => link with { MasterIndex = a.I32() },
                 IFLA_IFALIAS => link with { Alias = a.String() },
                 IFLA_LINKINFO => DecodeLinkInfo(link, a.Payload),
@@ -276,17 +288,131 @@ public sealed class LinkService
         BinaryPrimitives.WriteUInt32LittleEndian(h[12..], change);
     }
 
-    /// <summary>Every link. Equivalent to: <c>ip -d link show</c>.</summary>
-    public List<Link> List() => _h.Dump(
-        (ref NetlinkWriter w) =>
+    /// <summary>IFLA_INFO_KIND as ip(8) writes it: the bare name, no NUL (the kernel's policy is NLA_STRING).</summary>
+    private static void WriteKind(ref NetlinkWriter w, string kind) =>
+        w.WriteBytes(IFLA_INFO_KIND, System.Text.Encoding.ASCII.GetBytes(kind));
+
+    // The requests are built by these static methods, which the operations below and the
+    // golden-byte tests (ip's own bytes, tests/MobilityAgents.Netlink.Tests/GoldenTests.cs) share.
+
+    /// <summary>RTM_GETLINK dump of every link.</summary>
+    internal static void ListRequest(ref NetlinkWriter w)
+    {
+        int m = w.BeginMessage(RTM_GETLINK, NLM_F_DUMP);
+        Ifinfomsg(ref w);
+        w.WriteU32(IFLA_EXT_MASK, RTEXT_FILTER_VF | RTEXT_FILTER_SKIP_STATS);
+        w.EndMessage(m);
+    }
+
+    /// <summary>RTM_GETLINK of one link, by index or (index 0) by name, laid out as ip's ll_link_get: IFLA_EXT_MASK, then IFLA_IFNAME.</summary>
+    internal static void GetRequest(ref NetlinkWriter w, int index, string? name)
+    {
+        int m = w.BeginMessage(RTM_GETLINK, 0);
+        Ifinfomsg(ref w, index);
+        w.WriteU32(IFLA_EXT_MASK, RTEXT_FILTER_VF | RTEXT_FILTER_SKIP_STATS);
+        if (name is not null)
         {
-            int m = w.BeginMessage(RTM_GETLINK, NLM_F_DUMP);
-            Ifinfomsg(ref w);
-            w.WriteU32(IFLA_EXT_MASK, RTEXT_FILTER_VF | RTEXT_FILTER_SKIP_STATS);
-            w.EndMessage(m);
-        },
-        Link.Decode,
-        () => "ip -d link show");
+            w.WriteString(IFLA_IFNAME, name);
+        }
+
+        w.EndMessage(m);
+    }
+
+    /// <summary>RTM_NEWLINK create: IFLA_IFNAME, [IFLA_MTU], [IFLA_IFALIAS], IFLA_LINKINFO { KIND, [DATA] } (no DATA when <paramref name="data"/> writes nothing).</summary>
+    internal static void AddRequest(ref NetlinkWriter w, string name, string kind, string? alias, int? mtu, RequestBuilder data)
+    {
+        int m = w.BeginMessage(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+        Ifinfomsg(ref w);
+        w.WriteString(IFLA_IFNAME, name);
+        if (mtu is { } mt)
+        {
+            w.WriteU32(IFLA_MTU, (uint)mt);
+        }
+
+        if (alias is not null)
+        {
+            w.WriteString(IFLA_IFALIAS, alias);
+        }
+
+        int info = w.BeginNestedLegacy(IFLA_LINKINFO);
+        WriteKind(ref w, kind);
+        int d = w.BeginNestedLegacy(IFLA_INFO_DATA);
+        int before = w.Length;
+        data(ref w);
+        if (w.Length == before)
+        {
+            // No data: drop the empty IFLA_INFO_DATA header again (as ip does for "type dummy").
+            w.Truncate(d);
+        }
+        else
+        {
+            w.EndNested(d);
+        }
+
+        w.EndNested(info);
+        w.EndMessage(m);
+    }
+
+    /// <summary>The IFLA_INFO_DATA of a veth: VETH_INFO_PEER { ifinfomsg, IFLA_IFNAME, [IFLA_NET_NS_FD] }.</summary>
+    internal static void VethPeer(ref NetlinkWriter w, string peerName, int nsFd)
+    {
+        int peer = w.BeginNestedLegacy(VETH_INFO_PEER);
+        Ifinfomsg(ref w);
+        w.WriteString(IFLA_IFNAME, peerName);
+        if (nsFd >= 0)
+        {
+            w.WriteU32(IFLA_NET_NS_FD, (uint)nsFd);
+        }
+
+        w.EndNested(peer);
+    }
+
+    /// <summary>RTM_NEWLINK of an existing ipip link by index (no IFLA_IFNAME), every parameter re-sent.</summary>
+    internal static void ChangeIpipRequest(ref NetlinkWriter w, int index, IpipParameters parameters)
+    {
+        int m = w.BeginMessage(RTM_NEWLINK, 0);
+        Ifinfomsg(ref w, index);
+        int info = w.BeginNestedLegacy(IFLA_LINKINFO);
+        WriteKind(ref w, "ipip");
+        int data = w.BeginNestedLegacy(IFLA_INFO_DATA);
+        parameters.Encode(ref w);
+        w.EndNested(data);
+        w.EndNested(info);
+        w.EndMessage(m);
+    }
+
+    /// <summary>RTM_DELLINK by index, or (index 0) by IFLA_IFNAME.</summary>
+    internal static void DeleteRequest(ref NetlinkWriter w, int index, string? name)
+    {
+        int m = w.BeginMessage(RTM_DELLINK, 0);
+        Ifinfomsg(ref w, index);
+        if (name is not null)
+        {
+            w.WriteString(IFLA_IFNAME, name);
+        }
+
+        w.EndMessage(m);
+    }
+
+    /// <summary>RTM_NEWLINK changing ifi_flags under the mask <paramref name="change"/>.</summary>
+    internal static void SetFlagsRequest(ref NetlinkWriter w, int index, uint flags, uint change)
+    {
+        int m = w.BeginMessage(RTM_NEWLINK, 0);
+        Ifinfomsg(ref w, index, flags, change);
+        w.EndMessage(m);
+    }
+
+    /// <summary>RTM_NEWLINK with IFLA_MTU.</summary>
+    internal static void SetMtuRequest(ref NetlinkWriter w, int index, int mtu)
+    {
+        int m = w.BeginMessage(RTM_NEWLINK, 0);
+        Ifinfomsg(ref w, index);
+        w.WriteU32(IFLA_MTU, (uint)mtu);
+        w.EndMessage(m);
+    }
+
+    /// <summary>Every link. Equivalent to: <c>ip -d link show</c>.</summary>
+    public List<Link> List() => _h.Dump(ListRequest, Link.Decode, () => "ip -d link show");
 
     /// <summary>One link by name, or null. Equivalent to: <c>ip -d link show dev NAME</c>.</summary>
     public Link? Get(string name)
@@ -302,20 +428,7 @@ public sealed class LinkService
     {
         try
         {
-            List<NetlinkMessage> r = _h.Execute(
-                (ref NetlinkWriter w) =>
-                {
-                    int m = w.BeginMessage(RTM_GETLINK, 0);
-                    Ifinfomsg(ref w, index);
-                    if (name is not null)
-                    {
-                        w.WriteString(IFLA_IFNAME, name);
-                    }
-
-                    w.WriteU32(IFLA_EXT_MASK, RTEXT_FILTER_VF | RTEXT_FILTER_SKIP_STATS);
-                    w.EndMessage(m);
-                },
-                describe);
+            List<NetlinkMessage> r = _h.Execute((ref NetlinkWriter w) => GetRequest(ref w, index, name), describe);
             return r.Count > 0 ? Link.Decode(r[0]) : null;
         }
         catch (NetlinkException e) when (e.Errno == Errno.ENODEV)
@@ -343,18 +456,7 @@ public sealed class LinkService
         try
         {
             Add(name, "veth", alias, null,
-                (ref NetlinkWriter w) =>
-                {
-                    int peer = w.BeginNestedLegacy(VETH_INFO_PEER);
-                    Ifinfomsg(ref w);
-                    w.WriteString(IFLA_IFNAME, peerName);
-                    if (nsFd >= 0)
-                    {
-                        w.WriteU32(IFLA_NET_NS_FD, (uint)nsFd);
-                    }
-
-                    w.EndNested(peer);
-                },
+                (ref NetlinkWriter w) => VethPeer(ref w, peerName, nsFd),
                 () => $"ip link add {name} type veth peer name {peerName}" + (peerNamespace is { IsCurrent: false } ? $" netns {peerNamespace.Name}" : ""));
         }
         finally
@@ -373,8 +475,9 @@ public sealed class LinkService
     public void AddIpip(string name, IpipParameters parameters, int? mtu = null, string? alias = null)
     {
         ArgumentNullException.ThrowIfNull(parameters);
-        Add(name, "ipip", alias, mtu, (ref NetlinkWriter w) => parameters.Encode(ref w),
-            () => $"ip link add {name}{(mtu is { } m ? $" mtu {m}" : "")} type ipip {parameters.ToIpArguments()}");
+        Func<string> describe = () => $"ip link add {name}{(mtu is { } m ? $" mtu {m}" : "")} type ipip {parameters.ToIpArguments()}";
+        parameters.Validate(describe());
+        Add(name, "ipip", alias, mtu, (ref NetlinkWriter w) => parameters.Encode(ref w), describe);
     }
 
     /// <summary>
@@ -385,19 +488,9 @@ public sealed class LinkService
     public void ChangeIpip(int index, IpipParameters parameters)
     {
         ArgumentNullException.ThrowIfNull(parameters);
+        parameters.Validate($"ip link set dev {NameForMessage(index)} type ipip {parameters.ToIpArguments()}");
         _h.Execute(
-            (ref NetlinkWriter w) =>
-            {
-                int m = w.BeginMessage(RTM_NEWLINK, 0);
-                Ifinfomsg(ref w, index);
-                int info = w.BeginNestedLegacy(IFLA_LINKINFO);
-                w.WriteString(IFLA_INFO_KIND, "ipip");
-                int data = w.BeginNestedLegacy(IFLA_INFO_DATA);
-                parameters.Encode(ref w);
-                w.EndNested(data);
-                w.EndNested(info);
-                w.EndMessage(m);
-            },
+            (ref NetlinkWriter w) => ChangeIpipRequest(ref w, index, parameters),
             () => $"ip link set dev {NameForMessage(index)} type ipip {parameters.ToIpArguments()}");
     }
 
@@ -412,66 +505,35 @@ public sealed class LinkService
     private void Add(string name, string kind, string? alias, int? mtu, RequestBuilder data, Func<string> describe)
     {
         ValidateName(name);
-        _h.Execute(
-            (ref NetlinkWriter w) =>
+        _h.Execute((ref NetlinkWriter w) => AddRequest(ref w, name, kind, alias, mtu, data), describe);
+
+        if (alias is not null)
+        {
+            // The kernel ignores IFLA_IFALIAS in a create request (rtnl_create_link does not apply
+            // it, only do_setlink does), so mark the new link with a separate
+            // `ip link set dev NAME alias TEXT`. A link that cannot be marked is not left behind.
+            try
             {
-                int m = w.BeginMessage(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
-                Ifinfomsg(ref w);
-                w.WriteString(IFLA_IFNAME, name);
-                if (mtu is { } mt)
-                {
-                    w.WriteU32(IFLA_MTU, (uint)mt);
-                }
-
-                if (alias is not null)
-                {
-                    w.WriteString(IFLA_IFALIAS, alias);
-                }
-
-                int info = w.BeginNestedLegacy(IFLA_LINKINFO);
-                w.WriteString(IFLA_INFO_KIND, kind);
-                int d = w.BeginNestedLegacy(IFLA_INFO_DATA);
-                int before = w.Length;
-                data(ref w);
-                if (w.Length == before)
-                {
-                    // No data: drop the empty IFLA_INFO_DATA header again (as ip does for "type dummy").
-                    w.Truncate(d);
-                }
-                else
-                {
-                    w.EndNested(d);
-                }
-
-                w.EndNested(info);
-                w.EndMessage(m);
-            },
-            describe);
+                SetAlias(IndexOf(name), alias);
+            }
+            catch
+            {
+                Delete(name);
+                throw;
+            }
+        }
     }
 
     /// <summary>Deletes a link; false if there was none. Equivalent to: <c>ip link del dev NAME</c>.</summary>
     public bool Delete(string name)
     {
         ValidateName(name);
-        return _h.ExecuteDelete(
-            (ref NetlinkWriter w) =>
-            {
-                int m = w.BeginMessage(RTM_DELLINK, 0);
-                Ifinfomsg(ref w);
-                w.WriteString(IFLA_IFNAME, name);
-                w.EndMessage(m);
-            },
-            () => $"ip link del dev {name}");
+        return _h.ExecuteDelete((ref NetlinkWriter w) => DeleteRequest(ref w, 0, name), () => $"ip link del dev {name}");
     }
 
     /// <summary>Deletes a link by index; false if there was none. Equivalent to: <c>ip link del dev NAME</c>.</summary>
     public bool Delete(int index) => _h.ExecuteDelete(
-        (ref NetlinkWriter w) =>
-        {
-            int m = w.BeginMessage(RTM_DELLINK, 0);
-            Ifinfomsg(ref w, index);
-            w.EndMessage(m);
-        },
+        (ref NetlinkWriter w) => DeleteRequest(ref w, index, null),
         () => $"ip link del dev {NameForMessage(index)}");
 
     /// <summary>Brings a link up. Equivalent to: <c>ip link set dev NAME up</c>.</summary>
@@ -481,23 +543,12 @@ public sealed class LinkService
     public void SetDown(int index) => SetFlags(index, 0, IFF_UP, "down");
 
     private void SetFlags(int index, uint flags, uint change, string what) => _h.Execute(
-        (ref NetlinkWriter w) =>
-        {
-            int m = w.BeginMessage(RTM_NEWLINK, 0);
-            Ifinfomsg(ref w, index, flags, change);
-            w.EndMessage(m);
-        },
+        (ref NetlinkWriter w) => SetFlagsRequest(ref w, index, flags, change),
         () => $"ip link set dev {NameForMessage(index)} {what}");
 
     /// <summary>Sets the MTU. Equivalent to: <c>ip link set dev NAME mtu N</c>.</summary>
     public void SetMtu(int index, int mtu) => _h.Execute(
-        (ref NetlinkWriter w) =>
-        {
-            int m = w.BeginMessage(RTM_NEWLINK, 0);
-            Ifinfomsg(ref w, index);
-            w.WriteU32(IFLA_MTU, (uint)mtu);
-            w.EndMessage(m);
-        },
+        (ref NetlinkWriter w) => SetMtuRequest(ref w, index, mtu),
         () => $"ip link set dev {NameForMessage(index)} mtu {mtu}");
 
     /// <summary>Sets the alias (our ownership marker). Equivalent to: <c>ip link set dev NAME alias TEXT</c>.</summary>

@@ -104,7 +104,10 @@ public sealed class NeighbourService
 
     internal NeighbourService(RouteNetlink handle) => _h = handle;
 
-    /// <summary>Adds an entry; EEXIST if there. Equivalent to: <c>ip neigh add [proxy] ADDR [lladdr MAC] dev IF</c>.</summary>
+    /// <summary>
+    /// Adds an entry; EEXIST if an ordinary entry is there (the kernel accepts a duplicate proxy
+    /// entry silently and keeps one). Equivalent to: <c>ip neigh add [proxy] ADDR [lladdr MAC] dev IF</c>.
+    /// </summary>
     public void Add(NeighbourEntry entry)
     {
         ArgumentNullException.ThrowIfNull(entry);
@@ -125,16 +128,22 @@ public sealed class NeighbourService
         return _h.ExecuteDelete((ref NetlinkWriter w) => entry.Encode(ref w, RTM_DELNEIGH, 0), () => $"ip neigh del {entry.ToIpArguments()}");
     }
 
+    /// <summary>
+    /// RTM_GETNEIGH dump: an ndmsg with NTF_PROXY for the proxy table. Unlike ip(8), which asks
+    /// for AF_UNSPEC (every family), the family is AF_INET: only IPv4 entries are wanted.
+    /// </summary>
+    internal static void ListRequest(ref NetlinkWriter w, bool proxy)
+    {
+        int m = w.BeginMessage(RTM_GETNEIGH, NLM_F_DUMP);
+        Span<byte> h = w.Reserve(SizeofNdmsg);
+        h[0] = AF_INET;
+        h[10] = proxy ? NTF_PROXY : (byte)0;
+        w.EndMessage(m);
+    }
+
     /// <summary>Proxy entries (<c>ip neigh show proxy</c>) or ordinary IPv4 entries (<c>ip neigh show</c>).</summary>
     public List<NeighbourEntry> List(bool proxy) => _h.Dump(
-        (ref NetlinkWriter w) =>
-        {
-            int m = w.BeginMessage(RTM_GETNEIGH, NLM_F_DUMP);
-            Span<byte> h = w.Reserve(SizeofNdmsg);
-            h[0] = AF_INET;
-            h[10] = proxy ? NTF_PROXY : (byte)0;
-            w.EndMessage(m);
-        },
+        (ref NetlinkWriter w) => ListRequest(ref w, proxy),
         msg => NeighbourEntry.Decode(msg) is { } n && n.Proxy == proxy ? n : null,
         () => proxy ? "ip neigh show proxy" : "ip neigh show");
 }

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Buffers.Binary;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
@@ -143,74 +144,121 @@ public sealed record RouteEntry
             throw new NetlinkParseException("RTM_NEWROUTE", $"payload of {p.Length} bytes is shorter than struct rtmsg ({SizeofRtmsg})", NetlinkMessageHeader.Size);
         }
 
+        // The attributes are decoded into locals and the record is built once (a `with` per
+        // attribute cost a copy of the whole record each: most of a dump's allocations).
         byte family = p[0];
-        var r = new RouteEntry
-        {
-            Destination = family == AF_INET6 ? IPAddress.IPv6Any : IPAddress.Any,
-            DestinationPrefixLength = p[1],
-            Tos = p[3],
-            Table = p[4],
-            Protocol = p[5],
-            Scope = p[6],
-            Type = p[7],
-        };
+        IPAddress destination = family == AF_INET6 ? IPAddress.IPv6Any : IPAddress.Any;
+        uint table = p[4];
+        int? oif = null;
+        IPAddress? gateway = null, prefsrc = null;
+        uint? metric = null;
+        var extra = default(Extra);
         List<NetlinkAttribute> attrs = AttributeReader.ReadAll(m.Payload[SizeofRtmsg..], "RTM_NEWROUTE attributes");
         foreach (NetlinkAttribute a in attrs)
         {
-            r = a.Type switch
+            switch (a.Type)
             {
-                RTA_DST => r with { Destination = a.Address() },
-                RTA_TABLE => r with { Table = a.U32() },
-                RTA_OIF => r with { OutputInterface = a.I32() },
-                RTA_GATEWAY => r with { Gateway = a.Address() },
-                RTA_PREFSRC => r with { PreferredSource = a.Address() },
-                RTA_PRIORITY => r with { Metric = a.U32() },
-                RTA_METRICS => DecodeMetrics(r, a.Payload),
-                RTA_ENCAP => DecodeEncap(r, a.Payload),
-                _ => r,
-            };
+                case RTA_DST:
+                    destination = a.Address();
+                    break;
+                case RTA_TABLE:
+                    table = a.U32();
+                    break;
+                case RTA_OIF:
+                    oif = a.I32();
+                    break;
+                case RTA_GATEWAY:
+                    gateway = a.Address();
+                    break;
+                case RTA_PREFSRC:
+                    prefsrc = a.Address();
+                    break;
+                case RTA_PRIORITY:
+                    metric = a.U32();
+                    break;
+                case RTA_METRICS:
+                    DecodeMetrics(ref extra, a.Payload);
+                    break;
+                case RTA_ENCAP:
+                    DecodeEncap(ref extra, a.Payload);
+                    break;
+                default:
+                    break;
+            }
         }
 
-        return r with { Attributes = attrs };
+        return new RouteEntry
+        {
+            Destination = destination,
+            DestinationPrefixLength = p[1],
+            Tos = p[3],
+            Table = table,
+            Protocol = p[5],
+            Scope = p[6],
+            Type = p[7],
+            OutputInterface = oif,
+            Gateway = gateway,
+            PreferredSource = prefsrc,
+            Metric = metric,
+            Mtu = extra.Mtu,
+            EncapDestination = extra.EncapDestination,
+            EncapSource = extra.EncapSource,
+            EncapTtl = extra.EncapTtl,
+            Attributes = attrs,
+        };
     }
 
-    private static RouteEntry DecodeMetrics(RouteEntry r, ReadOnlyMemory<byte> data)
+    /// <summary>What the nested attributes (RTA_METRICS, RTA_ENCAP) contribute, while decoding.</summary>
+    private struct Extra
+    {
+        public uint? Mtu;
+        public IPAddress? EncapDestination;
+        public IPAddress? EncapSource;
+        public byte? EncapTtl;
+    }
+
+    private static void DecodeMetrics(ref Extra x, ReadOnlyMemory<byte> data)
     {
         var rd = new AttributeReader(data, "RTA_METRICS");
         while (rd.Next())
         {
             if (rd.Current.Type == RTAX_MTU)
             {
-                r = r with { Mtu = rd.Current.U32() };
+                x.Mtu = rd.Current.U32();
             }
         }
-
-        return r;
     }
 
-    private static RouteEntry DecodeEncap(RouteEntry r, ReadOnlyMemory<byte> data)
+    private static void DecodeEncap(ref Extra x, ReadOnlyMemory<byte> data)
     {
         // Only LWTUNNEL_ENCAP_IP is decoded; RTA_ENCAP_TYPE tells which, but its attribute set is distinct enough.
         var rd = new AttributeReader(data, "RTA_ENCAP");
         while (rd.Next())
         {
-            r = rd.Current.Type switch
+            switch (rd.Current.Type)
             {
-                LWTUNNEL_IP_DST => r with { EncapDestination = rd.Current.Address() },
-                LWTUNNEL_IP_SRC => r with { EncapSource = NullIfAny(rd.Current.Address()) },
-                LWTUNNEL_IP_TTL => r with { EncapTtl = rd.Current.U8() == 0 ? null : rd.Current.U8() },
-                _ => r,
-            };
+                case LWTUNNEL_IP_DST:
+                    x.EncapDestination = rd.Current.Address();
+                    break;
+                case LWTUNNEL_IP_SRC:
+                    x.EncapSource = NullIfAny(rd.Current.Address());
+                    break;
+                case LWTUNNEL_IP_TTL:
+                    x.EncapTtl = rd.Current.U8() == 0 ? null : rd.Current.U8();
+                    break;
+                default:
+                    break;
+            }
         }
-
-        return r;
     }
 
     private static IPAddress? NullIfAny(IPAddress a) => a.Equals(IPAddress.Any) ? null : a;
 
     /// <summary>
     /// Writes the request. Attribute order follows ip(8) for the same command line
-    /// (<c>ip route add DST [encap ip dst X] [via G] [dev D] [src S] table T proto P [metric M] [mtu U]</c>).
+    /// (<c>ip route add DST [encap ip dst X] [via G] [dev D] [src S] table T proto P [metric M] [mtu U]</c>):
+    /// RTA_DST, RTA_ENCAP, RTA_ENCAP_TYPE, RTA_GATEWAY, RTA_PREFSRC, RTA_PRIORITY, RTA_OIF, RTA_METRICS
+    /// (checked against iproute2's bytes by the golden tests).
     /// A delete asks for scope "nowhere" (match any) unless one is given, as ip(8) does.
     /// </summary>
     internal void Encode(ref NetlinkWriter w, ushort type, ushort flags)
@@ -270,16 +318,17 @@ public sealed record RouteEntry
             w.WriteU32(RTA_PRIORITY, metric);
         }
 
+        // ip(8) adds RTA_OIF and then RTA_METRICS after parsing the whole command line.
+        if (OutputInterface is { } oif)
+        {
+            w.WriteI32(RTA_OIF, oif);
+        }
+
         if (Mtu is { } mtu)
         {
             int x = w.BeginNestedLegacy(RTA_METRICS);
             w.WriteU32(RTAX_MTU, mtu);
             w.EndNested(x);
-        }
-
-        if (OutputInterface is { } oif)
-        {
-            w.WriteI32(RTA_OIF, oif);
         }
 
         w.EndMessage(m);
@@ -308,26 +357,85 @@ public sealed class RouteService
         _h.Execute((ref NetlinkWriter w) => route.Encode(ref w, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE), () => $"ip route replace {route.ToIpArguments()}");
     }
 
-    /// <summary>Deletes a route; false if it was not there. Equivalent to: <c>ip route del ...</c>.</summary>
+    /// <summary>
+    /// Deletes a route; false if it was not there. The kernel matches every field given (gateway,
+    /// protocol, output interface, metric), so pass the route as it is in the kernel (e.g. from
+    /// <see cref="List"/>), not as it was before a replace. Equivalent to: <c>ip route del ... proto P</c>.
+    /// </summary>
     public bool Delete(RouteEntry route)
     {
         ArgumentNullException.ThrowIfNull(route);
         return _h.ExecuteDelete((ref NetlinkWriter w) => route.Encode(ref w, RTM_DELROUTE, 0), () => $"ip route del {route.ToIpArguments()}");
     }
 
-    /// <summary>Routes of one table (default main), IPv4. Equivalent to: <c>ip route show table T</c>.</summary>
-    public List<RouteEntry> List(uint table = RT_TABLE_MAIN) => _h.Dump(
-        (ref NetlinkWriter w) =>
+    /// <summary>RTM_GETROUTE dump of one IPv4 table (as ip(8): rtmsg + RTA_TABLE); with strict checking the kernel filters by RTA_TABLE itself.</summary>
+    internal static void ListRequest(ref NetlinkWriter w, uint table)
+    {
+        int m = w.BeginMessage(RTM_GETROUTE, NLM_F_DUMP);
+        Span<byte> h = w.Reserve(SizeofRtmsg);
+        h[0] = AF_INET;
+        w.WriteU32(RTA_TABLE, table);
+        w.EndMessage(m);
+    }
+
+    /// <summary>
+    /// Routes of one table (default main), IPv4; empty for a table that was never used.
+    /// Equivalent to: <c>ip route show table T</c>.
+    /// </summary>
+    public List<RouteEntry> List(uint table = RT_TABLE_MAIN)
+    {
+        try
         {
-            int m = w.BeginMessage(RTM_GETROUTE, NLM_F_DUMP);
-            Span<byte> h = w.Reserve(SizeofRtmsg);
-            h[0] = AF_INET;
-            // With strict checking the kernel filters by RTA_TABLE itself.
-            w.WriteU32(RTA_TABLE, table);
-            w.EndMessage(m);
-        },
-        msg => RouteEntry.Decode(msg) is { } r && r.Table == table ? r : null,
-        () => $"ip route show table {table}");
+            return _h.Dump(
+                (ref NetlinkWriter w) => ListRequest(ref w, table),
+                msg => RouteEntry.Decode(msg) is { } r && r.Table == table ? r : null,
+                () => $"ip route show table {table}");
+        }
+        catch (NetlinkException e) when (e.Errno == Errno.ENOENT)
+        {
+            // The kernel creates a FIB table with its first route and answers a dump filtered on
+            // one it never created with ENOENT ("ipv4: FIB table does not exist"): no routes.
+            return [];
+        }
+    }
+
+    /// <summary>
+    /// Asks the kernel which route a packet to <paramref name="destination"/> would take, with the
+    /// source address it would pick (<see cref="RouteEntry.PreferredSource"/>), the output interface
+    /// and the gateway; null when there is no route (ENETUNREACH, EHOSTUNREACH).
+    /// Equivalent to: <c>ip route get DST [mark M]</c>.
+    /// </summary>
+    public RouteEntry? Get(IPAddress destination, uint? mark = null)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        string describe() => $"ip route get {destination}{(mark is { } mk ? $" mark 0x{mk:x}" : "")}";
+        try
+        {
+            List<NetlinkMessage> r = _h.Execute(
+                (ref NetlinkWriter w) =>
+                {
+                    int m = w.BeginMessage(RTM_GETROUTE, 0);
+                    Span<byte> h = w.Reserve(SizeofRtmsg);
+                    h[0] = destination.AddressFamily == AddressFamily.InterNetworkV6 ? AF_INET6 : AF_INET;
+                    h[1] = (byte)(destination.AddressFamily == AddressFamily.InterNetworkV6 ? 128 : 32);
+                    // Report the table the lookup matched in (rtm_table), not the cached route's.
+                    BinaryPrimitives.WriteUInt32LittleEndian(h[8..], RTM_F_LOOKUP_TABLE);
+                    w.WriteAddress(RTA_DST, destination);
+                    if (mark is { } mk)
+                    {
+                        w.WriteU32(RTA_MARK, mk);
+                    }
+
+                    w.EndMessage(m);
+                },
+                describe);
+            return r.Count > 0 ? RouteEntry.Decode(r[0]) : null;
+        }
+        catch (NetlinkException e) when (e.Errno is Errno.ENETUNREACH or Errno.EHOSTUNREACH)
+        {
+            return null;
+        }
+    }
 
     /// <summary>Adds many routes, pipelined. Returns one error (or null) per route, in order; it does not stop at the first error.</summary>
     public NetlinkException?[] AddMany(IReadOnlyList<RouteEntry> routes) => Batch(routes, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, "add");

@@ -70,6 +70,7 @@ public static class RtnetlinkConstants
     // rtm_flags.
     public const uint RTM_F_NOTIFY = 0x100;
     public const uint RTM_F_CLONED = 0x200;
+    public const uint RTM_F_LOOKUP_TABLE = 0x1000;
 
     // enum rtattr_type_t
     public const ushort RTA_DST = 1;

@@ -133,6 +133,9 @@ public sealed record RuleEntry
             Table = p[4],
             Action = p[7],
             Invert = (flags & FIB_RULE_INVERT) != 0,
+            // The kernel sends FRA_PRIORITY only when it is not 0 (fib_nl_fill_rule): absent is 0
+            // (the local-table rule), not "unset".
+            Priority = 0,
         };
         List<NetlinkAttribute> attrs = AttributeReader.ReadAll(m.Payload[SizeofFibRuleHdr..], "RTM_NEWRULE attributes");
         foreach (NetlinkAttribute a in attrs)
@@ -202,7 +205,13 @@ public sealed record RuleEntry
             w.WriteString(FRA_OIFNAME, OutputInterface);
         }
 
-        w.WriteU32(FRA_TABLE, Table);
+        if (Table >= 256)
+        {
+            // As ip(8): a table below 256 travels in fib_rule_hdr.table only (the kernel's
+            // frh_get_table prefers FRA_TABLE and falls back to the header).
+            w.WriteU32(FRA_TABLE, Table);
+        }
+
         if (Priority is { } prio)
         {
             w.WriteU32(FRA_PRIORITY, prio);
@@ -244,15 +253,18 @@ public sealed class RuleService
         return _h.ExecuteDelete((ref NetlinkWriter w) => rule.Encode(ref w, RTM_DELRULE, 0), () => $"ip rule del {rule.ToIpArguments()}");
     }
 
+    /// <summary>RTM_GETRULE dump: a fib_rule_hdr with only the family set, as ip(8).</summary>
+    internal static void ListRequest(ref NetlinkWriter w, byte family)
+    {
+        int m = w.BeginMessage(RTM_GETRULE, NLM_F_DUMP);
+        Span<byte> h = w.Reserve(SizeofFibRuleHdr);
+        h[0] = family;
+        w.EndMessage(m);
+    }
+
     /// <summary>Every rule of a family. Equivalent to: <c>ip rule show</c>.</summary>
     public List<RuleEntry> List(byte family = AF_INET) => _h.Dump(
-        (ref NetlinkWriter w) =>
-        {
-            int m = w.BeginMessage(RTM_GETRULE, NLM_F_DUMP);
-            Span<byte> h = w.Reserve(SizeofFibRuleHdr);
-            h[0] = family;
-            w.EndMessage(m);
-        },
+        (ref NetlinkWriter w) => ListRequest(ref w, family),
         RuleEntry.Decode,
         () => family == AF_INET6 ? "ip -6 rule show" : "ip rule show");
 }

@@ -69,18 +69,25 @@ esac
 stamp() { cat "$HERE/build-vm.sh" "$HERE/guest-init.sh" | sha256sum | cut -d' ' -f1; }
 if [ ! -e "$CACHE/initrd.gz" ] || [ ! -e "$CACHE/kernel/vmlinuz" ] ||
    [ "$(cat "$CACHE/stamp" 2>/dev/null)" != "$(stamp)" ]; then
-  "$HERE/build-vm.sh" >&2 || die "building the VM failed (see above)"
+  "$HERE/build-vm.sh" --if-stale >&2 || die "building the VM failed (see above)"
 fi
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 not found (run build-vm.sh as root)"
 
 # --- per-run files and cleanup ----------------------------------------------------------------
+# First remove what runs killed with SIGKILL left behind (they had no chance to clean up).
+for d in "${TMPDIR:-/tmp}"/ma-vm.*; do
+  owner=$(cat "$d/owner" 2>/dev/null) && [ -n "$owner" ] || continue   # (empty: being written)
+  state=$(sed 's/.*) //' "/proc/$owner/stat" 2>/dev/null | cut -d' ' -f1) || state=""
+  case $state in ''|Z|X) rm -rf "$d" 2>/dev/null || true;; esac   # owner gone (or a zombie)
+done
 T=$(mktemp -d "${TMPDIR:-/tmp}/ma-vm.XXXXXX")
+echo $$ > "$T/owner"
 VM_PID="" TR_PID=""
 stop_vm() {  # stop QEMU (TERM, then KILL) and the console filter; safe to call twice
   local p
   for p in $VM_PID $TR_PID; do kill -TERM "$p" 2>/dev/null || true; done
   for _ in 1 2 3 4 5 6 7 8 9 10; do
-    kill -0 $VM_PID 2>/dev/null || break
+    kill -0 "$VM_PID" 2>/dev/null || break
     sleep 0.5
   done
   for p in $VM_PID $TR_PID $(jobs -p); do kill -KILL "$p" 2>/dev/null || true; done

@@ -49,7 +49,7 @@ DEFAULT_OUT = os.path.join(REPO, 'tests', 'MobilityAgents.Netlink.Tests', 'Golde
 TOOL_REL = 'tests/tools/capture-netlink-golden.py'
 BEGIN, END = '=====GOLDEN-RAW-BEGIN=====', '=====GOLDEN-RAW-END====='
 STRACE_TRACE = 'trace=socket,bind,getsockname,setsockopt,sendmsg,recvmsg,sendto,recvfrom'
-STRACE = ['strace', '-f', '-ttt', '-xx', '-s', '65536', '-e', STRACE_TRACE,
+STRACE = ['strace', '-f', '-ttt', '-T', '-xx', '-s', '65536', '-e', STRACE_TRACE,
           '-e', 'write=all', '-e', 'read=all']
 
 # --------------------------------------------------------------------------------------------
@@ -140,7 +140,8 @@ GROUPS = [
         cap('RuleShow', 'rule show', 'RTM_GETRULE', 'dump IPv4 rules (defaults + the four above)', reply=True),
         cap('RuleDel', 'rule del from 192.0.2.10 table 200 priority 1000', 'RTM_DELRULE', 'delete the pref 1000 rule'),
     ]),
-    dict(id='neigh', kind='Neighbour', setup=['link add d0 type dummy', 'link set dev d0 up'], captures=[
+    dict(id='neigh', kind='Neighbour',
+         setup=['link add d0 type dummy', 'link set dev d0 up', 'addr add 192.0.2.1/24 dev d0'], captures=[
         cap('NeighAddProxy', 'neigh add proxy 192.0.2.10 dev d0', 'RTM_NEWNEIGH', 'add proxy-ARP entry 192.0.2.10 on d0 (ifindex 2)'),
         cap('NeighShowProxy', 'neigh show proxy', 'RTM_GETNEIGH', 'dump proxy entries (one present)', reply=True),
         cap('NeighDelProxy', 'neigh del proxy 192.0.2.10 dev d0', 'RTM_DELNEIGH', 'delete the proxy entry'),
@@ -227,7 +228,7 @@ def links(ns):
 
 def run_group(g, tmp):
     ns = new_ns(g['id'])
-    history = ['ip netns add NS  (fresh namespace)']
+    history = ['ip netns add NS (fresh namespace)']
     caps = []
     try:
         for c in g['setup']:
@@ -254,7 +255,7 @@ def run_group(g, tmp):
 
 def run_events(g, tmp):
     ns = new_ns(g['id'])
-    history = ['ip netns add NS  (fresh namespace)']
+    history = ['ip netns add NS (fresh namespace)']
     try:
         for c in g['setup']:
             sh(['ip', '-n', ns] + shlex.split(c))
@@ -366,6 +367,7 @@ class Ev(object):
     def __init__(self, pid, t, call, fd, text):
         self.pid, self.t, self.call, self.fd, self.text = pid, t, call, fd, text
         self.ret = None
+        self.t_end = t
         self.data = bytearray()
         self.peek = False
 
@@ -398,6 +400,8 @@ def parse_strace(text):
         ev = Ev(pid, t, call, int(fm.group(1)) if fm else -1, rest)
         rm = re.search(r'\)\s+=\s+(-?\d+)', rest)
         ev.ret = int(rm.group(1)) if rm else None
+        dm = re.search(r'<(\d+\.\d+)>\s*$', rest)
+        ev.t_end = t + (float(dm.group(1)) if dm else 0.0)
         ev.peek = call in ('recvmsg', 'recvfrom') and bool(re.search(r'\b(?:MSG_PEEK)\b[^{}]*\)\s+=', rest))
         evs.append(ev)
         last = ev
@@ -405,12 +409,25 @@ def parse_strace(text):
 
 
 def socket_calls(text):
-    """socket/bind/setsockopt/getsockname lines (fd, call, args) for the README."""
-    out = []
+    """per socket (in creation order): its socket/bind/getsockname/setsockopt calls, fd/port ids normalised."""
+    seqs, cur = [], {}
     for ev in parse_strace(text):
-        if ev.call in ('socket', 'bind', 'setsockopt', 'getsockname'):
-            out.append('%s(%s' % (ev.call, re.sub(r'\s+$', '', ev.text)))
-    return out
+        if ev.call not in ('socket', 'bind', 'setsockopt', 'getsockname'):
+            continue
+        line = '%s(%s' % (ev.call, ev.text.rstrip())
+        line = re.sub(r'\s*<\d+\.\d+>$', '', line)
+        line = re.sub(r'^(\w+\()\d+', r'\1FD', line)
+        line = re.sub(r'nl_pid=-?\d+', 'nl_pid=PORTID', line)
+        if ev.call == 'socket':
+            line = re.sub(r'= \d+$', '= FD', line)
+            seq = [line]
+            seqs.append(seq)
+            if ev.ret is not None:
+                cur[ev.ret] = seq
+        elif ev.fd in cur:
+            cur[ev.fd].append(line)
+    return [tuple(x) for x in seqs]
+
 
 # --------------------------------------------------------------------------------------------
 # constants from the UAPI headers
@@ -532,11 +549,15 @@ def fmt_flags(v, names, width=8):
 _CACHE = {}
 
 
-def fmt_value(v, spec):
-    """spec: '', 'hex', 'enum=FIRST', 'def=PREFIX', 'flags=P1|P2!EXCL', 'af', 'errno'."""
+def fmt_value(v, spec, size=4):
+    """spec: '', 'hex', 'enum=FIRST', 'def=PREFIX' ('def0=' prints 0 bare), 'flags=P1|P2!EXCL', 'af', 'errno'."""
     if not spec:
         return str(v)
     kind, _, arg = spec.partition('=')
+    if kind == 'def0':
+        if v == 0:
+            return '0'
+        kind, spec = 'def', 'def=' + arg
     if kind == 'hex':
         return '0x%x (%d)' % (v, v)
     if kind == 'af':
@@ -554,7 +575,7 @@ def fmt_value(v, spec):
             _CACHE[key] = flag_names(inc.split('|'), tuple(x for x in exc.split('|') if x))
     names = _CACHE[key]
     if kind == 'flags':
-        return fmt_flags(v, names)
+        return fmt_flags(v, names, 2 * size)
     return '%d %s' % (v, names[v]) if v in names else str(v)
 
 # --------------------------------------------------------------------------------------------
@@ -566,7 +587,7 @@ RTM_NAMES = {}
 
 def msg_type_name(t):
     if not RTM_NAMES:
-        RTM_NAMES.update({v: k for k, v in prefix_names('RTM_').items()})
+        RTM_NAMES.update(prefix_names('RTM_', exclude=('RTM_BASE', 'RTM_F_', 'RTM_NR_')))
         for n in ('NLMSG_NOOP', 'NLMSG_ERROR', 'NLMSG_DONE', 'NLMSG_OVERRUN'):
             RTM_NAMES[CONSTS[n]] = n
     return RTM_NAMES.get(t, 'type %d' % t)
@@ -627,7 +648,7 @@ class Rows(list):
 
 
 # struct layouts: (field, struct fmt, value spec)
-IFINFOMSG = [('ifi_family', 'B', 'af'), ('__ifi_pad', 'B', ''), ('ifi_type', 'H', 'def=ARPHRD_'),
+IFINFOMSG = [('ifi_family', 'B', 'af'), ('__ifi_pad', 'B', ''), ('ifi_type', 'H', 'def0=ARPHRD_'),
              ('ifi_index', 'i', ''), ('ifi_flags', 'I', 'flags=IFF_'), ('ifi_change', 'I', 'flags=IFF_')]
 IFADDRMSG = [('ifa_family', 'B', 'af'), ('ifa_prefixlen', 'B', ''), ('ifa_flags', 'B', 'flags=IFA_F_'),
              ('ifa_scope', 'B', 'def=RT_SCOPE_'), ('ifa_index', 'I', '')]
@@ -668,7 +689,7 @@ def do_struct(rows, depth, b, layout, title=None):
             rows.add(depth, b[off:off + n], name)
         else:
             v = u(fmt, b, off)
-            rows.add(depth, b[off:off + n], '%s %s' % (name, fmt_value(v, spec)))
+            rows.add(depth, b[off:off + n], '%s %s' % (name, fmt_value(v, spec, n)))
         off += n
     if off < len(b):
         rows.raw(depth, b[off:], '(trailing bytes)')
@@ -698,7 +719,7 @@ SPACES = {
         'IFLA_CARRIER_UP_COUNT': 'u32', 'IFLA_CARRIER_DOWN_COUNT': 'u32', 'IFLA_MIN_MTU': 'u32',
         'IFLA_MAX_MTU': 'u32', 'IFLA_TSO_MAX_SIZE': 'u32', 'IFLA_TSO_MAX_SEGS': 'u32', 'IFLA_GRO_MAX_SIZE': 'u32',
         'IFLA_ALLMULTI': 'u32', 'IFLA_GSO_IPV4_MAX_SIZE': 'u32', 'IFLA_GRO_IPV4_MAX_SIZE': 'u32',
-        'IFLA_NEW_IFINDEX': 's32', 'IFLA_LINK_NETNSID': 's32', 'IFLA_TARGET_NETNSID': 's32',
+        'IFLA_NEW_IFINDEX': 's32', 'IFLA_IF_NETNSID': 's32', 'IFLA_LINK_NETNSID': 's32', 'IFLA_TARGET_NETNSID': 's32',
         'IFLA_NEW_NETNSID': 's32', 'IFLA_EVENT': ('u32', 'enum=IFLA_EVENT_NONE'),
         'IFLA_OPERSTATE': ('u8', 'enum=IF_OPER_UNKNOWN'), 'IFLA_LINKMODE': ('u8', 'enum=IF_LINK_MODE_DEFAULT'),
         'IFLA_CARRIER': 'u8', 'IFLA_PROTO_DOWN': 'u8',
@@ -766,7 +787,7 @@ SPACES = {
         'NDA_MASTER': 'u32', 'NDA_LINK_NETNSID': 's32', 'NDA_SRC_VNI': 'u32', 'NDA_PROTOCOL': ('u8', 'def=RTPROT_'),
         'NDA_NH_ID': 'u32', 'NDA_FLAGS_EXT': ('u32', 'flags=NTF_EXT_'),
     }),
-    'ERR': ('NLMSGERR_ATTR_UNSPEC', {
+    'ERR': ('NLMSGERR_ATTR_MSG', {
         'NLMSGERR_ATTR_MSG': 'str', 'NLMSGERR_ATTR_OFFS': 'u32', 'NLMSGERR_ATTR_MISS_TYPE': 'u32',
         'NLMSGERR_ATTR_MISS_NEST': 'u32',
     }),
@@ -804,7 +825,7 @@ def decode_attrs(rows, depth, b, space):
     end = 0
     for off, ln, ty in attrs:
         t = ty & 0x3fff
-        name = attr_name(space, t) or '%d (unknown %s attribute)' % (t, SPACES[space][0].replace('_UNSPEC', '_*'))
+        name = attr_name(space, t) or '%d (unknown %s attribute)' % (t, SPACES[space][0].rsplit('_', 1)[0] + '_*')
         fl = []
         if ty & 0x8000:
             fl.append('NLA_F_NESTED')
@@ -826,10 +847,10 @@ def decode_payload(rows, depth, p, space, name, siblings):
     spec = ''
     if isinstance(kind, tuple) and kind[0] in SCALARS:
         kind, spec = kind
-    if kind in SCALARS:
+    if isinstance(kind, str) and kind in SCALARS:
         fmt, n = SCALARS[kind]
         if len(p) == n:
-            rows.add(depth, p, fmt_value(u(fmt, p), spec) + (' (big-endian)' if kind.startswith('be') else ''))
+            rows.add(depth, p, fmt_value(u(fmt, p), spec, n) + (' (big-endian)' if kind.startswith('be') else ''))
             return
         kind = 'raw'
     if kind == 'flag' and not p:
@@ -883,7 +904,7 @@ def decode_payload(rows, depth, p, space, name, siblings):
             decode_attrs(rows, depth, p, sub)
             return
     if kind == 'veth_peer' and len(p) >= 16:
-        do_struct(rows, depth, p[:16], IFINFOMSG, '// struct ifinfomsg (peer)')
+        do_struct(rows, depth, p[:16], IFINFOMSG, 'struct ifinfomsg (of the peer)')
         decode_attrs(rows, depth, p[16:], 'LINK')
         return
     if kind == 'encap':
@@ -913,7 +934,8 @@ def decode_message(rows, depth, b, embedded=False):
     rows.note(depth, 'struct nlmsghdr' + (' (of the original request, echoed)' if embedded else ''))
     rows.add(depth, b[0:4], 'nlmsg_len %d' % ln)
     rows.add(depth, b[4:6], 'nlmsg_type %d %s' % (ty, tn))
-    rows.add(depth, b[6:8], 'nlmsg_flags ' + fmt_flags(fl, nlm_flag_names(tn), 4))
+    rows.add(depth, b[6:8], 'nlmsg_flags ' + fmt_flags(fl, nlm_flag_names(tn), 4) +
+             (' (= NLM_F_DUMP)' if tn.startswith('RTM_GET') and fl & 0x300 == 0x300 else ''))
     rows.add(depth, b[8:12], 'nlmsg_seq %d' % seq)
     rows.add(depth, b[12:16], 'nlmsg_pid %d' % pid)
     body = b[16:min(ln, len(b))]
@@ -978,7 +1000,9 @@ def decode_buffer(b):
         if pad:
             rows.add(0, b[off + ln:off + ln + pad], 'padding (message alignment)')
     if end < len(b):
-        rows.raw(0, b[end:], '(bytes that do not form a netlink message)')
+        tail = b[end:]
+        rows.raw(0, tail, '%d trailing bytes after the last message: ip sent sizeof(req), the message ends at nlmsg_len'
+                 % len(tail) if not any(tail) else '(bytes that do not form a netlink message)')
     assert b''.join(r[1] for r in rows) == bytes(b), 'decoder lost bytes'
     return rows, msgs
 
@@ -1000,7 +1024,14 @@ def select(spec, cap):
     evs = parse_strace(cap['strace'])
     sends = [e for e in evs if e.call in ('sendmsg', 'sendto') and e.data]
     recvs = [e for e in evs if e.call in ('recvmsg', 'recvfrom') and e.data and not e.peek]
-    main = max([i for i, e in enumerate(sends) if first_type(e.data) == spec['main']], default=None)
+    # The main request goes out on ip's own rtnl handle, the first netlink socket it opens (rtnl_open
+    # at start-up). Name/index lookups (ll_name_to_index, ll_index_to_name: ll_link_get) open a
+    # socket of their own each, so the last message of the main type on *any* socket can be such a
+    # lookup: `ip -d link show dev tunl1` resolves its underlay (IFLA_LINK 2, printed as "@d0") with
+    # an RTM_GETLINK after the real one.
+    rth = next(((e.pid, e.ret) for e in evs if e.call == 'socket' and 'AF_NETLINK' in e.text and e.ret is not None), None)
+    own = [i for i, e in enumerate(sends) if first_type(e.data) == spec['main'] and (e.pid, e.fd) == rth]
+    main = max(own or [i for i, e in enumerate(sends) if first_type(e.data) == spec['main']], default=None)
     if main is None:
         raise RuntimeError('%s: no %s sent' % (spec['name'], spec['main']))
 
@@ -1065,7 +1096,7 @@ def render_rows(rows):
     width = max([len(c) for c, (d, data, _) in zip(codes, rows) if 0 < len(data) <= 8] or [40]) + 1
     for code, (depth, data, comment) in zip(codes, rows):
         if data:
-            out.append(code.ljust(width) + '// ' + comment)
+            out.append(code.ljust(width) + ' ' * (len(code) >= width) + '// ' + comment)
         else:
             out.append(' ' * (8 + 4 * depth) + '// ' + comment)
     return out
@@ -1133,7 +1164,7 @@ def write_file(out_dir, kind, props, header_comment=()):
     path = os.path.join(out_dir, 'Captured.%s.cs' % kind)
     L = [FILE_HEAD.format(tool=TOOL_REL).rstrip('\n')]
     L += ['// ' + l if l else '//' for l in header_comment]
-    L += ['', 'namespace MobilityAgents.Netlink.Tests.Golden;', '', 'using System;', '',
+    L += ['', 'namespace MobilityAgents.Netlink.Tests.Golden;', '',
           'internal static partial class Captured', '{']
     for i, p in enumerate(props):
         if i:
@@ -1145,6 +1176,21 @@ def write_file(out_dir, kind, props, header_comment=()):
     return path
 
 
+def verify_written(path, expected):
+    """re-read a generated file and check every property's bytes against the captured bytes."""
+    with open(path) as f:
+        text = f.read()
+    found = {}
+    for m in re.finditer(r'ReadOnlySpan<byte> (\w+) =>\s*\[(.*?)\n    \];', text, re.S):
+        body = '\n'.join(l.split('//', 1)[0] for l in m.group(2).splitlines())
+        found[m.group(1)] = bytes(int(x, 16) for x in re.findall(r'0x([0-9A-F]{2}),', body))
+    for name, data in expected.items():
+        if found.get(name) != bytes(data):
+            raise RuntimeError('%s: %s does not round-trip' % (path, name))
+    if set(found) != set(expected):
+        raise RuntimeError('%s: unexpected properties %s' % (path, set(found) ^ set(expected)))
+
+
 def emit(raw, out_dir):
     load_headers()
     meta = raw['meta']
@@ -1154,6 +1200,7 @@ def emit(raw, out_dir):
     sockets = {}         # command -> socket setup lines
     specs = {g['id']: {c['name']: c for c in g['captures']} for g in GROUPS}
     names = set()
+    datas = {}
     for g, graw in zip(GROUPS, raw['groups']):
         for cap_raw in graw['captures']:
             spec = specs[g['id']][cap_raw['name']]
@@ -1167,6 +1214,7 @@ def emit(raw, out_dir):
                 doc = doc_lines(meta, it, spec, cap_raw, nm)
                 prop, _ = emit_prop(name, doc, it['ev'].data)
                 files[g['kind']].append(prop)
+                datas.setdefault(g['kind'], {})[name] = it['ev'].data
                 index.append((g['kind'], name, 'sendmsg' if it['ev'].call.startswith('send') else 'recvmsg',
                               cap_raw['cmd'], role_text(it, spec)))
     # events
@@ -1176,7 +1224,7 @@ def emit(raw, out_dir):
     wins = e['windows']
     for wi, w in enumerate(wins):
         t1 = wins[wi + 1]['t0'] if wi + 1 < len(wins) else float('inf')
-        got = [r for r in recvs if w['t0'] <= r.t < t1]
+        got = [r for r in recvs if w['t0'] <= r.t_end < t1]   # a blocking recvmsg starts before the event
         types = [first_type(r.data) for r in got]
         seen = {}
         for r, t in zip(got, types):
@@ -1210,6 +1258,7 @@ def emit(raw, out_dir):
                    '/// </remarks>']
             prop, _ = emit_prop(name, doc, r.data)
             files['Events'].append(prop)
+            datas.setdefault('Events', {})[name] = r.data
             index.append(('Events', name, 'recvmsg', w['cmd'], 'event %s' % t))
     sockets[e['monitor']] = socket_calls(e['strace'])
     sock_summary = socket_summary(sockets)
@@ -1221,21 +1270,28 @@ def emit(raw, out_dir):
                 hc = ['Socket setup of iproute2 %s, as seen by strace (rtnl_open and friends):' % meta['iproute2']] + \
                      ['  ' + l for l in sock_summary] + \
                      ['NETLINK_EXT_ACK is set on every socket, so error replies carry NLMSGERR_ATTR_* TLVs',
-                      '(NLM_F_ACK_TLVS); NETLINK_CAP_ACK is NOT set, so errors echo the whole request.']
+                      '(NLM_F_ACK_TLVS). NETLINK_CAP_ACK is not set, so error replies echo the whole request;',
+                      'successful acks (error 0) are NLM_F_CAPPED anyway (the kernel echoes only the nlmsghdr).']
             written.append(write_file(out_dir, kind, files[kind], hc))
+            verify_written(written[-1], datas[kind])
     write_readme(out_dir, meta, index, sock_summary)
     return written
 
 
 def socket_summary(sockets):
-    seen, out = set(), []
-    for cmd, lines in sockets.items():
-        for l in lines:
-            l2 = re.sub(r'^(\w+\()\d+', r'\1FD', l)
-            l2 = re.sub(r'nl_pid=-?\d+', 'nl_pid=PORTID', l2)
-            if l2 not in seen:
-                seen.add(l2)
-                out.append(l2)
+    """distinct per-socket setups, each with the commands that created such a socket."""
+    order, users = [], {}
+    for cmd, seqs in sockets.items():
+        for i, seq in enumerate(seqs):
+            if seq not in users:
+                order.append(seq)
+                users[seq] = []
+            users[seq].append('%s (socket %d)' % (cmd, i + 1))
+    out = []
+    for seq in order:
+        u_ = users[seq]
+        out.append('socket setup seen in %d command(s), e.g. %s:' % (len(u_), '; '.join(u_[:3])))
+        out += ['  ' + l for l in seq]
     return out
 
 
@@ -1257,7 +1313,7 @@ def write_readme(out_dir, meta, index, sock_summary):
          'throw-away guest the tool sets `net.core.fb_tunnels_only_for_init_net=1` so a new namespace gets no '
          '`tunl0`: interface indexes are lo=1, first created link=2, and so on (each capture\'s doc comment lists '
          'the links and their ifindexes before/after, and every command that ran in its namespace before it).', '',
-         'Regenerate (as root, from the repository root; ~1 minute, first VM build ~25 s more):', '',
+         'Regenerate (as root, from the repository root; 2-3 minutes under TCG, the first VM build ~25 s more):', '',
          '```', 'python3 %s                     # kernel VM (default)' % TOOL_REL,
          'python3 %s --save-raw /tmp/golden-raw.json   # also keep the raw strace text' % TOOL_REL,
          'python3 %s --from-raw /tmp/golden-raw.json   # re-emit without capturing' % TOOL_REL,

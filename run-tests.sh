@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# run-tests.sh - the whole test suite, from a fresh machine: installs what it needs, builds with
+# zero warnings, runs the host tests (in network namespaces it creates) and the kernel-VM tests
+# (Debian's stock kernel under QEMU, for the ipip datapath this host's kernel lacks), and prints
+# one closing line: "N passed, N failed".
+#
+# usage: sudo ./run-tests.sh [--host-only | --vm-only] [--configuration Release|Debug]
+# env:   MA_VM_TIMEOUT (seconds, default 900) - the kernel-VM run's limit
+#        MA_KERNEL_VM_CACHE - where the guest kernel and initramfs are cached
+set -uo pipefail
+cd "$(dirname "$0")"
+ROOT=$PWD
+CONFIG=Release HOST=1 VM=1
+while [ $# -gt 0 ]; do
+  case $1 in
+    --host-only) VM=0;;
+    --vm-only) HOST=0;;
+    --configuration|-c) CONFIG=$2; shift;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
+    *) echo "run-tests: unknown option $1 (try --help)" >&2; exit 2;;
+  esac; shift
+done
+[ "$(id -u)" = 0 ] || { echo "run-tests: needs root (network namespaces, netlink, QEMU): sudo $0" >&2; exit 2; }
+
+step() { printf '\n=== %s (%s) ===\n' "$1" "$(date -u +%H:%M:%S)"; }
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+
+step "packages"
+need=()
+command -v ip >/dev/null || need+=(iproute2)
+command -v gcc >/dev/null || need+=(gcc libc6-dev)
+[ -e /usr/include/linux/rtnetlink.h ] || need+=(linux-libc-dev)
+if [ $VM = 1 ]; then
+  command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+  [ -x /bin/busybox ] || need+=(busybox-static)
+fi
+command -v ping >/dev/null || need+=(iputils-ping)
+docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null || need+=(docker-compose)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null \
+    || { echo "run-tests: apt-get install ${need[*]} failed" >&2; echo "0 passed, 1 failed"; exit 1; }
+fi
+command -v dotnet >/dev/null || { echo "run-tests: the .NET 10 SDK (dotnet) is not on PATH" >&2; echo "0 passed, 1 failed"; exit 1; }
+
+# Sweep namespaces a crashed earlier run may have left (tests name theirs ma-t-*).
+for n in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^ma-t-' || true); do ip netns del "$n" 2>/dev/null || true; done
+
+step "build ($CONFIG, warnings are errors)"
+if ! dotnet build MobilityAgents.sln -c "$CONFIG" -nologo -clp:NoSummary -v:q; then
+  echo "run-tests: build failed"; echo "0 passed, 1 failed"; exit 1
+fi
+
+PASSED=0 FAILED=0 SKIPPED=0
+LOG=$(mktemp -d /tmp/ma-tests.XXXXXX)
+trap 'rm -rf "$LOG"; for n in $(ip netns list 2>/dev/null | awk "{print \$1}" | grep "^ma-t-" || true); do ip netns del "$n" 2>/dev/null || true; done' EXIT
+
+# Adds the counts of an xUnit v3 summary line ("Total: N, Errors: N, Failed: N, Skipped: N, Not Run: N")
+# found in file $1; a run without a summary counts as one failure.
+count() {
+  local line; line=$(grep -aE 'Total: [0-9]+, Errors: [0-9]+, Failed: [0-9]+, Skipped: [0-9]+' "$1" | tail -1)
+  if [ -z "$line" ]; then echo "  (no test summary: counted as 1 failure)"; FAILED=$((FAILED+1)); return; fi
+  local t e f s n
+  t=$(sed -E 's/.*Total: ([0-9]+).*/\1/' <<<"$line"); e=$(sed -E 's/.*Errors: ([0-9]+).*/\1/' <<<"$line")
+  f=$(sed -E 's/.*Failed: ([0-9]+).*/\1/' <<<"$line"); s=$(sed -E 's/.*Skipped: ([0-9]+).*/\1/' <<<"$line")
+  n=$(sed -nE 's/.*Not Run: ([0-9]+).*/\1/p' <<<"$line"); n=${n:-0}
+  PASSED=$((PASSED + t - f - e - s - n)); FAILED=$((FAILED + f + e)); SKIPPED=$((SKIPPED + s + n))
+}
+
+run_host() {  # run_host NAME DLL [xunit args]
+  local name=$1 dll=$2; shift 2
+  step "host tests: $name"
+  (cd "$ROOT" && dotnet "$dll" -noColor "$@") 2>&1 | tee "$LOG/$name.log"
+  count "$LOG/$name.log"
+}
+
+# Every test project under tests/ is an xUnit v3 executable. Tests tagged Kernel=ipip need a
+# kernel with the ipip module: they run in the VM; everything else runs here.
+ASSEMBLIES=()
+for proj in tests/*/*.Tests.csproj; do
+  name=$(basename "$proj" .csproj)
+  ASSEMBLIES+=("$(dirname "$proj")/bin/$CONFIG/net10.0/$name.dll")
+done
+
+if [ $HOST = 1 ]; then
+  for dll in "${ASSEMBLIES[@]}"; do
+    run_host "$(basename "$dll" .dll)" "$dll" -trait- "Kernel=ipip"
+  done
+fi
+
+if [ $VM = 1 ]; then
+  for dll in "${ASSEMBLIES[@]}"; do
+    name=$(basename "$dll" .dll)
+    # Boot a VM only for assemblies that have kernel tests.
+    if ! dotnet "$dll" -noColor -list tests -trait "Kernel=ipip" 2>/dev/null | grep -q "^MobilityAgents\."; then continue; fi
+    step "kernel-VM tests: $name (Kernel=ipip) on Debian's stock kernel (QEMU/TCG)"
+    start=$(date +%s)
+    tests/kernel-vm/run-dotnet-tests.sh "$dll" -trait "Kernel=ipip" 2>&1 | tee "$LOG/vm-$name.log"
+    echo "  [kernel-VM wall time for $name: $(( $(date +%s) - start )) s]"
+    count "$LOG/vm-$name.log"
+  done
+fi
+
+step "docker-compose.yml is valid"
+if docker compose version >/dev/null 2>&1; then dc=(docker compose); else dc=(docker-compose); fi
+if "${dc[@]}" -f docker-compose.yml config >/dev/null; then echo "  ok: ${dc[*]} config"; PASSED=$((PASSED+1));
+else echo "  FAIL: ${dc[*]} config"; FAILED=$((FAILED+1)); fi
+
+left=$(ip netns list 2>/dev/null | awk '{print $1}' | grep '^ma-' || true)
+if [ -n "$left" ]; then echo "run-tests: namespaces left behind by a test: $left"; FAILED=$((FAILED+1)); fi
+if pgrep -x qemu-system-x86_64 >/dev/null; then echo "run-tests: a QEMU VM was left running"; FAILED=$((FAILED+1)); fi
+
+echo
+echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
+[ $FAILED = 0 ]

@@ -108,7 +108,7 @@ else echo "  FAIL: ${dc[*]} config"; FAILED=$((FAILED+1)); fi
 
 left=$(ip netns list 2>/dev/null | awk '{print $1}' | grep '^ma-' || true)
 if [ -n "$left" ]; then echo "run-tests: namespaces left behind by a test: $left"; FAILED=$((FAILED+1)); fi
-if pgrep -x qemu-system-x86_64 >/dev/null; then echo "run-tests: a QEMU VM was left running"; FAILED=$((FAILED+1)); fi
+if pgrep -x qemu-system-x86 >/dev/null; then echo "run-tests: a QEMU VM was left running"; FAILED=$((FAILED+1)); fi
 
 echo
 echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"

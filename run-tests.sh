@@ -35,6 +35,8 @@ if [ $VM = 1 ]; then
   [ -x /bin/busybox ] || need+=(busybox-static)
 fi
 command -v ping >/dev/null || need+=(iputils-ping)
+command -v nft >/dev/null || need+=(nftables)                 # the oracle of the mobile agent's nft table
+ldconfig -p | grep -q 'libnftables.so.1 ' || need+=(libnftables1)  # the mobile agent programs nftables through it
 docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null || need+=(docker-compose)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"

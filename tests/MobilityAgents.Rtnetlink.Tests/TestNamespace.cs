@@ -75,8 +75,12 @@ public static class Ip
         }
 
         using Process p = Process.Start(psi) ?? throw new InvalidOperationException("cannot start ip");
-        Task<string> err = p.StandardError.ReadToEndAsync();
-        string stdout = p.StandardOutput.ReadToEnd();
+        // Dispose the redirected pipes now: Process.Dispose leaves them to the finalizer, and a
+        // long run would otherwise pile up file descriptors.
+        using StreamReader stdoutReader = p.StandardOutput;
+        using StreamReader stderrReader = p.StandardError;
+        Task<string> err = stderrReader.ReadToEndAsync();
+        string stdout = stdoutReader.ReadToEnd();
         p.WaitForExit();
         return (p.ExitCode, stdout, err.Result);
     }

@@ -42,7 +42,7 @@ public static class HomeAgentConfiguration
         new("MaximumLifetimeSeconds", SecondsText(Core.ProtocolTimers.MaximumLifetime), "longest lifetime granted (at most 86400): a vanished laptop is forgotten within it"),
         new("Authorizations", "{}", "identity (client certificate subject CN) -> home addresses it may claim: {\"alice\": [\"192.0.2.77\"]}; an address belongs to one identity"),
         new("Operators", "[]", "identities that may read every binding (GetBinding of anyone, ListBindings, WatchBindings); a laptop reads only its own"),
-        new("Datapath", "kernel-classic", "kernel-classic (one ipip link per binding) or kernel-external (one collect_md link, encap routes)"),
+        new("Datapath", "kernel-classic", "kernel-classic (one ipip link per binding, as in the talk); kernel-external (one collect_md link with encap routes) is reserved and refused at start for now"),
         new("ClientCertificateRevocation", "no-check", "no-check, online or offline: revocation checking of client certificates"),
         new("LogLevel", "Information", "Trace, Debug, Information, Warning, Error or Critical"),
     ];

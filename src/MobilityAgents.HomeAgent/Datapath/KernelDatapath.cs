@@ -37,6 +37,13 @@ public sealed class KernelDatapath(BindingTable table, HomeAgentOptions options,
             throw new InvalidOperationException("LanInterface: the kernel datapath needs the home LAN interface (where proxy ARP answers for home addresses)");
         }
 
+        if (options.Datapath != DatapathKind.KernelClassic)
+        {
+            // The reconciler programs one classic ipip link per binding; the external (collect_md)
+            // device with encap routes is tested at the kernel layer but not wired to the agent yet.
+            throw new InvalidOperationException("Datapath: kernel-external is not available yet; use kernel-classic");
+        }
+
         // Subscribe before the server accepts registrations (hosted services start before Kestrel).
         _events = table.Subscribe();
         _kernel = NetlinkHomeAgentKernel.Open(NetworkNamespace.Current);

@@ -25,9 +25,9 @@ namespace MobilityAgents.Reconciler;
 /// <c>ip rule add from HOME lookup MobileTable priority 10000 protocol 77</c>;</item>
 /// <item>with <see cref="MobileAgentState.NeedsFwMarkRule"/>:
 /// <c>ip rule add fwmark BIT/BIT lookup MobileTable priority 10010 protocol 77</c>; with
-/// <see cref="MobileAgentState.TcpPorts"/>: the nftables table <c>ip mobilityagents</c> (a route
-/// chain on output marking <c>tcp dport {PORTS}</c>, a srcnat chain on postrouting
-/// <c>oifname TUNNEL ip saddr != HOME snat to HOME</c>);</item>
+/// <see cref="MobileAgentState.NeedsNftables"/>: the nftables table <c>ip mobilityagents</c> (with
+/// TcpPorts, a route chain on output marking <c>tcp dport {PORTS}</c>; always a srcnat chain on
+/// postrouting <c>oifname TUNNEL ip saddr != HOME snat to HOME</c>);</item>
 /// <item>with <see cref="MobileAgentState.HomePrefixThroughTunnel"/>:
 /// <c>HOME_AGENT/32 via VISITED_GATEWAY proto 77</c> first, then
 /// <c>HOME_PREFIX dev TUNNEL src HOME proto 77</c>.</item>
@@ -889,16 +889,18 @@ internal static class MobileNftTable
     public static List<JsonObject> Objects(MobileAgentState s)
     {
         ArgumentNullException.ThrowIfNull(s);
-        JsonNode ports = s.TcpPorts.Count == 1
-            ? JsonValue.Create((int)s.TcpPorts.Min)
-            : new JsonObject { ["set"] = new JsonArray([.. s.TcpPorts.Select(p => (JsonNode)JsonValue.Create((int)p))]) };
         string home = s.HomeAddress.ToString();
-        var list = new List<JsonObject>
+        var list = new List<JsonObject> { new() { ["table"] = new JsonObject { ["family"] = Family, ["name"] = Name } } };
+        if (!s.TcpPorts.IsEmpty)
         {
-            new() { ["table"] = new JsonObject { ["family"] = Family, ["name"] = Name } },
-            Chain(OutputChain, "route", "output", ManglePriority),
-            Chain(PostroutingChain, "nat", "postrouting", SrcNatPriority),
-            Rule(OutputChain,
+            // Locally generated TCP to the ports gets the mark on the output path; a route chain
+            // re-routes the packet after the mark changes (the talk's PREROUTING mark only catches
+            // forwarded traffic).
+            JsonNode ports = s.TcpPorts.Count == 1
+                ? JsonValue.Create((int)s.TcpPorts.Min)
+                : new JsonObject { ["set"] = new JsonArray([.. s.TcpPorts.Select(p => (JsonNode)JsonValue.Create((int)p))]) };
+            list.Add(Chain(OutputChain, "route", "output", ManglePriority));
+            list.Add(Rule(OutputChain,
                 Match("==", new JsonObject { ["payload"] = new JsonObject { ["protocol"] = "tcp", ["field"] = "dport" } }, ports),
                 new JsonObject
                 {
@@ -907,12 +909,16 @@ internal static class MobileNftTable
                         ["key"] = Meta("mark"),
                         ["value"] = new JsonObject { ["|"] = new JsonArray(Meta("mark"), (long)Ownership.FwMarkBit) },
                     },
-                }),
-            Rule(PostroutingChain,
-                Match("==", Meta("oifname"), s.TunnelName),
-                Match("!=", new JsonObject { ["payload"] = new JsonObject { ["protocol"] = "ip", ["field"] = "saddr" } }, home),
-                new JsonObject { ["snat"] = new JsonObject { ["addr"] = home } }),
-        };
+                }));
+        }
+
+        // Whatever the mark sent into the tunnel (our ports, or the administrator's own marking with
+        // FwMarkSelection) leaves with the home address as source: the home agent accepts nothing else.
+        list.Add(Chain(PostroutingChain, "nat", "postrouting", SrcNatPriority));
+        list.Add(Rule(PostroutingChain,
+            Match("==", Meta("oifname"), s.TunnelName),
+            Match("!=", new JsonObject { ["payload"] = new JsonObject { ["protocol"] = "ip", ["field"] = "saddr" } }, home),
+            new JsonObject { ["snat"] = new JsonObject { ["addr"] = home } }));
 
         // Parsed back so that every value compares the way a listing's does.
         return [.. list.Select(o => JsonNode.Parse(o.ToJsonString())!.AsObject())];
@@ -925,9 +931,11 @@ internal static class MobileNftTable
         string ports = s.TcpPorts.Count == 1
             ? s.TcpPorts.Min.ToString(CultureInfo.InvariantCulture)
             : "{ " + string.Join(", ", s.TcpPorts) + " }";
+        string output = s.TcpPorts.IsEmpty
+            ? ""
+            : $"chain {OutputChain} {{ type route hook output priority mangle; policy accept; tcp dport {ports} meta mark set meta mark | 0x{Ownership.FwMarkBit:x8}; }}; ";
         return string.Create(CultureInfo.InvariantCulture,
-            $"nft 'add table {Family} {Name}; delete table {Family} {Name}; table {Family} {Name} {{ " +
-            $"chain {OutputChain} {{ type route hook output priority mangle; policy accept; tcp dport {ports} meta mark set meta mark | 0x{Ownership.FwMarkBit:x8}; }}; " +
+            $"nft 'add table {Family} {Name}; delete table {Family} {Name}; table {Family} {Name} {{ {output}" +
             $"chain {PostroutingChain} {{ type nat hook postrouting priority srcnat; policy accept; oifname \"{s.TunnelName}\" ip saddr != {s.HomeAddress} snat to {s.HomeAddress}; }}; }}'");
     }
 

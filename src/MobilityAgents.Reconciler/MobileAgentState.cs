@@ -109,8 +109,11 @@ public sealed record MobileAgentState
     /// <summary>True when the fwmark rule is installed: <see cref="FwMarkSelection"/>, or ports to mark.</summary>
     public bool NeedsFwMarkRule => FwMarkSelection || !TcpPorts.IsEmpty;
 
-    /// <summary>True when the nftables table is installed (some <see cref="TcpPorts"/>).</summary>
-    public bool NeedsNftables => !TcpPorts.IsEmpty;
+    /// <summary>
+    /// True when the nftables table is installed: whenever traffic is selected by mark (ports or
+    /// <see cref="FwMarkSelection"/>), its source must become the home address.
+    /// </summary>
+    public bool NeedsNftables => NeedsFwMarkRule;
 
     /// <summary>The ipip link's parameters: local = care-of, remote = home agent, ttl 64, pmtudisc.</summary>
     public Rtnetlink.IpipParameters TunnelParameters => new()

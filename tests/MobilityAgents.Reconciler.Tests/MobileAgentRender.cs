@@ -117,14 +117,19 @@ internal static class MobileAgentRender
             lines.Add($"route table main {s.HomePrefix} dev {dev} src {s.HomeAddress}");
         }
 
+        if (s.FwMarkSelection || !s.TcpPorts.IsEmpty)
+        {
+            // Whatever the mark selects leaves with the home address as source.
+            lines.Add("nft table ip mobilityagents");
+            lines.Add("nft chain ip mobilityagents postrouting type nat hook postrouting prio 100 policy accept");
+            lines.Add($"nft rule ip mobilityagents postrouting: meta oifname == \"{dev}\"; ip saddr != \"{s.HomeAddress}\"; snat to \"{s.HomeAddress}\"");
+        }
+
         if (!s.TcpPorts.IsEmpty)
         {
             string ports = s.TcpPorts.Count == 1 ? s.TcpPorts.Min.ToString(CultureInfo.InvariantCulture) : "{" + string.Join(",", s.TcpPorts) + "}";
-            lines.Add("nft table ip mobilityagents");
             lines.Add("nft chain ip mobilityagents output type route hook output prio -150 policy accept");
-            lines.Add("nft chain ip mobilityagents postrouting type nat hook postrouting prio 100 policy accept");
             lines.Add($"nft rule ip mobilityagents output: tcp dport == {ports}; meta mark set (meta mark | {Ownership.FwMarkBit})");
-            lines.Add($"nft rule ip mobilityagents postrouting: meta oifname == \"{dev}\"; ip saddr != \"{s.HomeAddress}\"; snat to \"{s.HomeAddress}\"");
         }
 
         lines.Sort(StringComparer.Ordinal);

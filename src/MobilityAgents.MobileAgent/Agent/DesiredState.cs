@@ -1,0 +1,74 @@
+using System.Net;
+using System.Net.Sockets;
+using MobilityAgents.MobileAgent.Configuration;
+using MobilityAgents.Protocol.V1;
+using MobilityAgents.Reconciler;
+
+namespace MobilityAgents.MobileAgent.Agent;
+
+/// <summary>
+/// The kernel state a registration calls for: the negotiated binding (from the
+/// <see cref="RegisterReply"/>: care-of and home agent addresses, home address and prefix, MTU)
+/// and the laptop's own choices (from the configuration: tunnel name, traffic selection), as the
+/// mobile agent reconciler's <see cref="MobileAgentState"/>.
+/// </summary>
+public static class DesiredState
+{
+    /// <summary>
+    /// The desired state of <paramref name="reply"/> under <paramref name="options"/>;
+    /// <paramref name="visitedGateway"/> is the visited network's router towards the home agent
+    /// (pins the home agent's route when the home prefix goes through the tunnel). Throws
+    /// <see cref="ProtocolViolationException"/> if the reply is unusable: a malformed address, or
+    /// an encapsulation this agent does not program.
+    /// </summary>
+    public static MobileAgentState From(RegisterReply reply, MobileAgentOptions options, IPAddress? visitedGateway)
+    {
+        ArgumentNullException.ThrowIfNull(reply);
+        ArgumentNullException.ThrowIfNull(options);
+        if (string.IsNullOrEmpty(reply.BindingId))
+        {
+            throw new ProtocolViolationException("the registration reply has no binding_id");
+        }
+
+        if (reply.Encapsulation is not (Protocol.V1.Encapsulation.Ipip or Protocol.V1.Encapsulation.Unspecified))
+        {
+            throw new ProtocolViolationException($"the home agent granted encapsulation {reply.Encapsulation}; this agent programs ipip (IP protocol 4) only");
+        }
+
+        if (!IPNetwork.TryParse(reply.HomePrefix, out IPNetwork prefix) || prefix.BaseAddress.AddressFamily != AddressFamily.InterNetwork)
+        {
+            throw new ProtocolViolationException($"home_prefix '{reply.HomePrefix}' in the registration reply is not an IPv4 prefix");
+        }
+
+        return new MobileAgentState(
+            Address(reply.CareOfAddress, "care_of_address"),
+            Address(reply.HomeAgentAddress, "home_agent_address"),
+            Address(reply.HomeAddress, "home_address"),
+            prefix)
+        {
+            TunnelMtu = reply.TunnelMtu is >= 68 and <= 65515 ? (int)reply.TunnelMtu : MobileAgentState.DefaultTunnelMtu,
+            TunnelName = options.TunnelName,
+            HomePrefixThroughTunnel = options.HomePrefixThroughTunnel,
+            VisitedGateway = visitedGateway,
+            FwMarkSelection = options.FwMarkSelection,
+            TcpPorts = [.. options.TcpPorts],
+        };
+    }
+
+    /// <summary>The traffic selection sent with a registration (the home agent checks it; this end applies it).</summary>
+    public static TrafficSelection Traffic(MobileAgentOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return new TrafficSelection
+        {
+            HomePrefix = options.HomePrefixThroughTunnel,
+            Fwmark = options.FwMark,
+            TcpPorts = { options.TcpPorts.Select(p => (uint)p) },
+        };
+    }
+
+    private static IPAddress Address(string value, string field) =>
+        MobileAgentConfiguration.TryParseIpv4(value, out IPAddress a)
+            ? a
+            : throw new ProtocolViolationException($"{field} '{value}' in the registration reply is not an IPv4 address");
+}

@@ -83,6 +83,25 @@ public class KernelHomeAgentTests
         Assert.True(RxPackets(b2, "tun") > b2Rx, "the echo reached b2 through the tunnel");
         Assert.Equal(b1Rx, RxPackets(b1, "tun"));
 
+        // Spoofing is refused. (1) Through the registered tunnel, an inner source that is not the
+        // laptop's home address: strict rp_filter on the tunnel drops it at the home agent.
+        int bTun = b2.Handle.Links.IndexOf("tun");
+        IPAddress spoofed = IPAddress.Parse("192.0.2.99");
+        b2.Handle.Addresses.Add(new AddressEntry { InterfaceIndex = bTun, Local = spoofed, PrefixLength = 32 });
+        b2.Handle.Rules.Add(new RuleEntry { Source = spoofed, SourcePrefixLength = 32, Table = 100, Priority = 1001 });
+        long echoes = IcmpInEchos(c);
+        long rpDrops = ReversePathDrops(a);
+        Assert.False(PingOnceFrom(b2, spoofed, IPAddress.Parse("192.0.2.100")), "a spoofed inner source got an answer");
+        Assert.Equal(echoes, IcmpInEchos(c));
+        Assert.True(ReversePathDrops(a) > rpDrops, "the home agent's rp_filter dropped the spoofed inner source");
+        // (2) The right inner source from an outer address that is not the registered care-of
+        // address (b1, where the laptop was before): no tunnel accepts it.
+        Assert.False(PingOnceFrom(b1, Home, IPAddress.Parse("192.0.2.100")), "ipip from an unregistered care-of address got through");
+        Assert.Equal(echoes, IcmpInEchos(c));
+        // Control: the same ping from the registered care-of address and the home address gets through.
+        Assert.True(PingOnceFrom(b2, Home, IPAddress.Parse("192.0.2.100")) || PingOnceFrom(b2, Home, IPAddress.Parse("192.0.2.100")), "the legitimate ping failed");
+        Assert.True(IcmpInEchos(c) > echoes);
+
         // The binding ends: exactly its objects go; the other binding's stay as they were.
         TunnelLink otherLink = m.Links[other.BindingId];
         HomeAgentReached gone = reconciler.Apply(new HomeAgentState(Outer, "la", [other]));
@@ -230,6 +249,24 @@ public class KernelHomeAgentTests
 
             Thread.Sleep(50);
         }
+    }
+
+    /// <summary>One echo with a given source address; true when answered.</summary>
+    private static bool PingOnceFrom(TestNamespace from, IPAddress source, IPAddress destination) =>
+        Ip.Exec(["netns", "exec", from.Name, .. PingCommand.Value, "-c", "1", "-W", "3", "-I", source.ToString(), destination.ToString()]).Rc == 0;
+
+    /// <summary>Icmp InEchos of /proc/net/snmp: echo requests that reached this namespace's stack.</summary>
+    private static long IcmpInEchos(TestNamespace ns) => SnmpCounter(ns, "/proc/net/snmp", "Icmp:", "InEchos");
+
+    /// <summary>TcpExt IPReversePathFilter of /proc/net/netstat: packets dropped by rp_filter.</summary>
+    private static long ReversePathDrops(TestNamespace ns) => SnmpCounter(ns, "/proc/net/netstat", "TcpExt:", "IPReversePathFilter");
+
+    private static long SnmpCounter(TestNamespace ns, string file, string prefix, string name)
+    {
+        string[] lines = [.. Cat(ns, file).Split('\n').Where(l => l.StartsWith(prefix, StringComparison.Ordinal))];
+        string[] names = lines[0].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        string[] values = lines[1].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        return long.Parse(values[Array.IndexOf(names, name)], CultureInfo.InvariantCulture);
     }
 
     /// <summary>One ICMP echo from inside a namespace, with one retry (the first echo of a fresh path can be lost while ARP resolves under emulation).</summary>

@@ -44,6 +44,7 @@ public sealed class HomeAgentReconciler
     private readonly IHomeAgentKernel _kernel;
     private readonly ILogger _log;
     private readonly Lock _lock = new();
+    private readonly SelfDeletions _self = new();
     private volatile HomeAgentState? _desired;
     private volatile HomeAgentReached? _reached;
     private volatile int _lanIndex;
@@ -77,7 +78,7 @@ public sealed class HomeAgentReconciler
     {
         _desired = desired;
         HomeAgentReached reached = new Pass(this).Apply(desired);
-        _reached = reached;
+        _self.Publish(() => _reached = reached);
         return reached;
     }
 
@@ -93,7 +94,9 @@ public sealed class HomeAgentReconciler
     {
         lock (_lock)
         {
-            return new Pass(this).Sweep(owners);
+            HomeAgentSweep sweep = new Pass(this).Sweep(owners);
+            _self.Publish(() => { });
+            return sweep;
         }
     }
 
@@ -120,12 +123,18 @@ public sealed class HomeAgentReconciler
     /// True if a <see cref="RouteMonitor"/> event reports the deletion of an object the last
     /// <see cref="Apply"/> put in place (a tunnel link, a home-address route, a proxy entry), or an
     /// event overflow: then <see cref="Reassert"/> should run (rate limited). Our own removals of
-    /// bindings no longer desired do not count. Listen to <see cref="RouteMonitorGroups.Links"/>,
+    /// bindings no longer desired do not count, even when the event is read while that Apply still
+    /// runs (the deletions an Apply makes are expected before it makes them). Listen to <see cref="RouteMonitorGroups.Links"/>,
     /// <see cref="RouteMonitorGroups.Routes"/> and <see cref="RouteMonitorGroups.Neighbours"/>.
     /// </summary>
     public bool Concerns(RouteEvent routeEvent)
     {
         ArgumentNullException.ThrowIfNull(routeEvent);
+        return _self.Judge(routeEvent, ConcernsReached);
+    }
+
+    private bool ConcernsReached(RouteEvent routeEvent)
+    {
         HomeAgentReached? reached = _reached;
         if (reached?.State is not { } state)
         {
@@ -601,6 +610,9 @@ public sealed class HomeAgentReconciler
                 if (!(r.DestinationPrefixLength == 32 && keepRoutes.Contains((r.Destination, r.OutputInterface!.Value))))
                 {
                     string cmd = $"ip route del {r.Destination}/{r.DestinationPrefixLength} dev {_byIndex.GetValueOrDefault(r.OutputInterface!.Value)?.Name} proto {r.Protocol}";
+                    RouteEntry gone = r;
+                    owner._self.Expect(e => e is RouteChangeEvent { Deleted: true } d && d.Route.Destination.Equals(gone.Destination) &&
+                                            d.Route.DestinationPrefixLength == gone.DestinationPrefixLength && d.Route.OutputInterface == gone.OutputInterface);
                     Delete(cmd, null, () => _k.DeleteRoute(new RouteEntry
                     {
                         Destination = r.Destination,
@@ -624,12 +636,23 @@ public sealed class HomeAgentReconciler
         {
             if (_goneProxies.Add((entry.Destination, entry.InterfaceIndex)))
             {
+                owner._self.Expect(e => e is NeighbourEvent { Deleted: true, Neighbour.Proxy: true } d &&
+                                        d.Neighbour.Destination.Equals(entry.Destination) && d.Neighbour.InterfaceIndex == entry.InterfaceIndex);
                 Delete($"ip neigh del proxy {entry.Destination} dev {dev}", bindingId, () => _k.DeleteProxy(entry));
             }
         }
 
         private void DeleteLink(Link link, string? bindingId)
         {
+            // The link, and what the kernel takes with it: its routes and neighbour entries.
+            int index = link.Index;
+            owner._self.Expect(e => e switch
+            {
+                LinkEvent { Deleted: true } d => d.Link.Index == index,
+                RouteChangeEvent { Deleted: true } d => d.Route.OutputInterface == index,
+                NeighbourEvent { Deleted: true } d => d.Neighbour.InterfaceIndex == index,
+                _ => false,
+            });
             if (Delete($"ip link del dev {link.Name}", bindingId, () => _k.DeleteLink(link.Index)))
             {
                 // The kernel took the link's routes and proxy entries with it.

@@ -65,6 +65,7 @@ public sealed class MobileAgentReconciler
     private readonly MobileTunnelDevice _device;
     private readonly ILogger _log;
     private readonly Lock _lock = new();
+    private readonly SelfDeletions _self = new();
     private volatile MobileAgentState? _desired;
     private volatile MobileAgentReached? _reached;
 
@@ -141,11 +142,18 @@ public sealed class MobileAgentReconciler
     /// True if a <see cref="RouteMonitor"/> event reports the deletion of an object the last Apply
     /// put in place (the tunnel link, its home address, one of our rules or routes), or an event
     /// overflow: then <see cref="Reassert"/> should run (rate limited). Our own removals of objects
-    /// no longer desired do not count. Listen to links, addresses, routes and rules.
+    /// no longer desired do not count, even when the event is read while that Apply still runs (the
+    /// deletions an Apply makes are expected before it makes them). Listen to links, addresses,
+    /// routes and rules.
     /// </summary>
     public bool Concerns(RouteEvent routeEvent)
     {
         ArgumentNullException.ThrowIfNull(routeEvent);
+        return _self.Judge(routeEvent, ConcernsReached);
+    }
+
+    private bool ConcernsReached(RouteEvent routeEvent)
+    {
         MobileAgentReached? reached = _reached;
         if (reached?.State is not { } st || reached.TunnelIndex is not { } index)
         {
@@ -185,7 +193,7 @@ public sealed class MobileAgentReconciler
         MobileAgentReached reached = pass.Apply(desired, _reached?.State);
         removed = [.. pass.Removed];
         _desired = desired;
-        _reached = reached;
+        _self.Publish(() => _reached = reached);
         return reached;
     }
 
@@ -497,6 +505,45 @@ public sealed class MobileAgentReconciler
             return ok;
         }
 
+        // The deletions, each expected before it is made (see SelfDeletions).
+        private void DeleteLink(int index)
+        {
+            // The link, and what the kernel takes with it: its addresses and routes.
+            owner._self.Expect(e => e switch
+            {
+                LinkEvent { Deleted: true } d => d.Link.Index == index,
+                AddressEvent { Deleted: true } d => d.Address.InterfaceIndex == index,
+                RouteChangeEvent { Deleted: true } d => d.Route.OutputInterface == index,
+                _ => false,
+            });
+            _h.Links.Delete(index);
+        }
+
+        private void DeleteAddress(AddressEntry a)
+        {
+            // The address, and the routes through its link that use it as their source.
+            owner._self.Expect(e => e switch
+            {
+                AddressEvent { Deleted: true } d => d.Address.InterfaceIndex == a.InterfaceIndex && d.Address.Local.Equals(a.Local),
+                RouteChangeEvent { Deleted: true } d => d.Route.OutputInterface == a.InterfaceIndex && a.Local.Equals(d.Route.PreferredSource),
+                _ => false,
+            });
+            _h.Addresses.Delete(a);
+        }
+
+        private void DeleteRoute(RouteEntry r)
+        {
+            owner._self.Expect(e => e is RouteChangeEvent { Deleted: true } d && SameKey(d.Route, r));
+            _h.Routes.Delete(r);
+        }
+
+        private void DeleteRule(RuleEntry r)
+        {
+            owner._self.Expect(e => e is RuleEvent { Deleted: true } d && d.Rule.Priority == r.Priority && d.Rule.Table == r.Table &&
+                                    Equals(d.Rule.Source, r.Source) && d.Rule.FwMark == r.FwMark);
+            _h.Rules.Delete(r);
+        }
+
         private bool Run(string command, Action action, out string? failure)
         {
             MobileLog.KernelMutation(_log, command);
@@ -610,7 +657,7 @@ public sealed class MobileAgentReconciler
                 if ((l.Name == name && !_device.IsKind(l)) || (l.Name != name && _device.Collides(l, want)))
                 {
                     int index = l.Index;
-                    steps.Add(new Step($"ip link del dev {l.Name}", () => _h.Links.Delete(index)));
+                    steps.Add(new Step($"ip link del dev {l.Name}", () => DeleteLink(index)));
                     preDeleted.Add(index);
                     if (l.Name == name)
                     {
@@ -626,7 +673,7 @@ public sealed class MobileAgentReconciler
                     _device.CreateCommand(name, want, d.TunnelMtu, MobileAgentState.TunnelAlias),
                     () => ctx.Index = _device.Create(_h, name, want, d.TunnelMtu, MobileAgentState.TunnelAlias),
                     $"ip link del dev {name}",
-                    () => _h.Links.Delete(ctx.Index)));
+                    () => DeleteLink(ctx.Index)));
             }
             else
             {
@@ -677,7 +724,7 @@ public sealed class MobileAgentReconciler
                     Protocol = Ownership.RouteProtocol,
                 };
                 steps.Add(new Step($"ip addr add {d.HomeAddress}/32 dev {name} proto {Ownership.RouteProtocol}", () => _h.Addresses.Add(Address()),
-                    $"ip addr del {d.HomeAddress}/32 dev {name}", () => _h.Addresses.Delete(Address())));
+                    $"ip addr del {d.HomeAddress}/32 dev {name}", () => DeleteAddress(Address())));
             }
 
             // Routes: the table's default, the pin, the prefix (the pin before the prefix, so the
@@ -702,7 +749,7 @@ public sealed class MobileAgentReconciler
                 RouteEntry Entry() => want0.Route.OutputInterface is null ? want0.Route : want0.Route with { OutputInterface = ctx.Index };
                 string cmd = $"ip route replace {want0.Command}";
                 steps.Add(existing is null
-                    ? new Step(cmd, () => _h.Routes.Replace(Entry()), $"ip route del {want0.Command}", () => _h.Routes.Delete(ForDelete(Entry())))
+                    ? new Step(cmd, () => _h.Routes.Replace(Entry()), $"ip route del {want0.Command}", () => DeleteRoute(ForDelete(Entry())))
                     : new Step(cmd, () => _h.Routes.Replace(Entry()), $"ip route replace {Describe(existing, _s.NameOf)}", () => _h.Routes.Replace(ForDelete(existing) with { PreferredSource = existing.PreferredSource, Scope = existing.Scope })));
             }
 
@@ -711,7 +758,7 @@ public sealed class MobileAgentReconciler
                 if (!_s.OurRules.Any(r => RuleMatches(r, rule)))
                 {
                     steps.Add(new Step($"ip rule add {Describe(rule)}", () => _h.Rules.Add(rule),
-                        $"ip rule del {Describe(rule)}", () => _h.Rules.Delete(rule)));
+                        $"ip rule del {Describe(rule)}", () => DeleteRule(rule)));
                 }
             }
 
@@ -740,7 +787,7 @@ public sealed class MobileAgentReconciler
             foreach (RuleEntry r in _s.OurRules.Where(r => !wantRules.Any(w => RuleMatches(r, w))))
             {
                 RuleEntry rule = r;
-                steps.Add(new Step($"ip rule del {Describe(rule)}", () => _h.Rules.Delete(rule with { Attributes = [] })));
+                steps.Add(new Step($"ip rule del {Describe(rule)}", () => DeleteRule(rule with { Attributes = [] })));
             }
 
             if (_s.Nft is not null && d?.NeedsNftables != true)
@@ -762,7 +809,7 @@ public sealed class MobileAgentReconciler
                 }
 
                 RouteEntry route = ForDelete(r);
-                steps.Add(new Step($"ip route del {Describe(r, _s.NameOf)}", () => _h.Routes.Delete(route)));
+                steps.Add(new Step($"ip route del {Describe(r, _s.NameOf)}", () => DeleteRoute(route)));
             }
 
             if (keep is { } k && _s.Addresses.TryGetValue(k, out List<AddressEntry>? addrs))
@@ -770,14 +817,14 @@ public sealed class MobileAgentReconciler
                 foreach (AddressEntry a in addrs.Where(a => !(a.Local.Equals(d!.HomeAddress) && a.PrefixLength == 32 && a.Peer is null)))
                 {
                     var entry = new AddressEntry { InterfaceIndex = k, Local = a.Local, PrefixLength = a.PrefixLength, Peer = a.Peer };
-                    steps.Add(new Step($"ip addr del {a.ToIpArguments()} dev {_s.NameOf(k)}", () => _h.Addresses.Delete(entry)));
+                    steps.Add(new Step($"ip addr del {a.ToIpArguments()} dev {_s.NameOf(k)}", () => DeleteAddress(entry)));
                 }
             }
 
             foreach (Link l in _s.Ours.Where(l => goingLinks.Contains(l.Index)))
             {
                 int index = l.Index;
-                steps.Add(new Step($"ip link del dev {l.Name}", () => _h.Links.Delete(index)));
+                steps.Add(new Step($"ip link del dev {l.Name}", () => DeleteLink(index)));
             }
 
             return steps;

@@ -47,8 +47,8 @@ internal static partial class Log
     [LoggerMessage(EventId = 2105, Level = LogLevel.Warning, Message = "Could not deregister binding {BindingId} (it lapses at the home agent within its lifetime): {Reason}")]
     public static partial void DeregisterFailed(ILogger logger, string bindingId, string reason);
 
-    [LoggerMessage(EventId = 2106, Level = LogLevel.Warning, Message = "Binding {BindingId} lapsed at {ExpiresAt:u}: the home agent was unreachable for its whole lifetime; tunnel removed, registering again")]
-    public static partial void BindingExpired(ILogger logger, string bindingId, DateTimeOffset expiresAt);
+    [LoggerMessage(EventId = 2106, Level = LogLevel.Warning, Message = "Binding {BindingId} lapsed at {ExpiresAt:u}: {Reason}; tunnel removed, registering again")]
+    public static partial void BindingExpired(ILogger logger, string bindingId, DateTimeOffset expiresAt, string reason);
 
     [LoggerMessage(EventId = 2107, Level = LogLevel.Error, Message = "Binding {BindingId} was replaced by another device: {Reason}; tunnel removed, stopping without registering again")]
     public static partial void BindingReplaced(ILogger logger, string bindingId, string reason);

@@ -64,6 +64,34 @@ public sealed class AgentTests(TestPki pki)
     }
 
     [Fact]
+    public async Task A_kernel_write_slower_than_the_lifetime_does_not_hold_up_the_heartbeats()
+    {
+        // A loaded VM: programming the tunnel takes longer than the whole granted lifetime (3 s).
+        await using Lab lab = await StartAsync(pki, lifetimeSeconds: 3);
+        var kernel = new RecordingKernelWriter { SlowApply = TimeSpan.FromSeconds(5) };
+        TestAgent a = await lab.StartAgentAsync(k => k["LifetimeSeconds"] = "3", kernel: kernel); // heartbeat every 1 s
+        Binding first = (await lab.BindingsWhenAsync(l => l.Count == 1, "alice registered"))[0];
+
+        // While the kernel is still being written, the heartbeats refresh the binding at the home agent...
+        await lab.BindingsWhenAsync(l => l.Count == 1 && l[0].BindingId == first.BindingId && l[0].ExpiresAt > first.ExpiresAt + 1,
+            "expires_at moved on during the kernel write");
+        Assert.Empty(kernel.Applied);
+        Assert.Equal(1, kernel.InProgress);
+
+        // ...and once it is done the agent is registered with that same binding: no lapse, no teardown, no second registration.
+        await Eventually.True(() => kernel.Applied.Count == 1 && a.Agent.State == AgentState.Registered, () => $"state {a.Agent.State}{lab.Report()}");
+        await Task.Delay(TimeSpan.FromSeconds(2), TestContext.Current.CancellationToken);
+        Binding later = (await lab.BindingsAsync()).Single();
+        Assert.Equal(first.BindingId, later.BindingId);
+        Assert.Equal(first.BindingId, a.Agent.BindingId);
+        Assert.Equal(AgentState.Registered, a.Agent.State);
+        Assert.Equal([AliceAt(CareOfA, GatewayA)], kernel.Applied);
+        Assert.False(a.Logs.Has(2106), lab.Report()); // never lapsed
+        Assert.Equal(1, a.Logs.Entries.Count(e => e.Id == 2100)); // registered once
+        Assert.False(kernel.Overlapped);
+    }
+
+    [Fact]
     public async Task A_home_agent_restart_keeps_the_tunnel_and_the_agent_registers_with_the_new_process()
     {
         await using Lab lab = await StartAsync(pki);

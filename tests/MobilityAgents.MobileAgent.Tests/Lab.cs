@@ -192,13 +192,13 @@ public sealed class Lab : IAsyncDisposable
     };
 
     /// <summary>Starts a mobile agent in this process (Program's code path) with a recording kernel writer.</summary>
-    public async Task<TestAgent> StartAgentAsync(Action<Dictionary<string, string?>>? keys = null, AgentTimers? timers = null, TimeProvider? time = null)
+    public async Task<TestAgent> StartAgentAsync(Action<Dictionary<string, string?>>? keys = null, AgentTimers? timers = null, TimeProvider? time = null, RecordingKernelWriter? kernel = null)
     {
         Dictionary<string, string?> k = AgentKeys();
         keys?.Invoke(k);
         IConfiguration config = new ConfigurationBuilder().AddInMemoryCollection(k).Build();
         MobileAgentOptions options = MobileAgentConfiguration.Load(config, Pki.Directory);
-        var agent = await TestAgent.StartAsync(options, timers ?? FastTimers, time);
+        var agent = await TestAgent.StartAsync(options, timers ?? FastTimers, time, kernel);
         _agents.Add(agent);
         return agent;
     }
@@ -371,11 +371,11 @@ public sealed class TestAgent : IAsyncDisposable
     /// <summary>The host's run (ends when the agent stops itself or is stopped).</summary>
     public Task Run => _run;
 
-    public static Task<TestAgent> StartAsync(MobileAgentOptions options, AgentTimers timers, TimeProvider? time = null)
+    public static Task<TestAgent> StartAsync(MobileAgentOptions options, AgentTimers timers, TimeProvider? time = null, RecordingKernelWriter? recording = null)
     {
         var tls = ClientTls.Load(options, TimeProvider.System);
         NetworkNamespace netns = MobileAgentHost.OpenNamespace(options);
-        var kernel = new RecordingKernelWriter();
+        RecordingKernelWriter kernel = recording ?? new RecordingKernelWriter();
         var logs = new TestLogs();
         IHost host = MobileAgentHost.Build(options, tls, netns, services =>
         {

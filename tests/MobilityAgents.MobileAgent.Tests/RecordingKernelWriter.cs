@@ -37,14 +37,42 @@ public sealed class RecordingKernelWriter : IKernelWriter
         }
     }
 
+    /// <summary>How long a write of a tunnel (not a teardown) takes, like a slow kernel in a loaded VM; zero by default.</summary>
+    public TimeSpan SlowApply { get; init; }
+
+    /// <summary>Kernel writes under way now (more than one at a time is a bug in the agent).</summary>
+    public int InProgress => Volatile.Read(ref _inProgress);
+
+    /// <summary>Whether two writes ever overlapped.</summary>
+    public bool Overlapped { get; private set; }
+
+    private int _inProgress;
+
     public KernelOutcome Apply(MobileAgentState? desired)
     {
-        lock (_lock)
+        if (Interlocked.Increment(ref _inProgress) > 1)
         {
-            _applied.Add(desired);
+            Overlapped = true;
         }
 
-        return KernelOutcome.Done;
+        try
+        {
+            if (desired is not null && SlowApply > TimeSpan.Zero)
+            {
+                Thread.Sleep(SlowApply);
+            }
+
+            lock (_lock)
+            {
+                _applied.Add(desired);
+            }
+
+            return KernelOutcome.Done;
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _inProgress);
+        }
     }
 
     public override string ToString() => string.Join(Environment.NewLine, Applied.Select((s, i) => $"  {i}: {s?.ToString() ?? "(teardown)"}"));

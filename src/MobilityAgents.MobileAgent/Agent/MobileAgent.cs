@@ -79,6 +79,7 @@ public sealed class MobileAgent : BackgroundService
                 OnRetry = args =>
                 {
                     _connectionSuspect = true;
+                    _binding?.Failed(args.Outcome.Exception is { } f ? Refusal.Describe(f) : "no reply to Register");
                     Log.RegisterRetry(_logger, _registeringFrom?.ToString() ?? "?", args.AttemptNumber + 1,
                         args.Outcome.Exception is { } e ? Refusal.Describe(e) : "no reply", args.RetryDelay.TotalSeconds);
                     if (args.Outcome.Exception is RpcException { StatusCode: StatusCode.Unavailable } r &&
@@ -169,6 +170,7 @@ public sealed class MobileAgent : BackgroundService
                 if (careOf.Address is not { } address)
                 {
                     Enter(AgentState.NoRoute, "no route to " + _movement.Target);
+                    _binding?.Failed("no route to " + _movement.Target);
                     Log.NoRoute(_logger, _movement.Target.ToString());
                     if (await WaitAsync(careOf.Changed, expiry.Token, stop).ConfigureAwait(false) == Wake.Expired)
                     {
@@ -206,6 +208,7 @@ public sealed class MobileAgent : BackgroundService
                         Abandon();
                         if (_binding is { } b)
                         {
+                            b.Failed(step.Reason);
                             Log.HeartbeatLost(_logger, step.Reason, b.ExpiresAt);
                             Enter(AgentState.Reconnecting, step.Reason);
                         }
@@ -222,6 +225,7 @@ public sealed class MobileAgent : BackgroundService
                     case StepKind.CareOfRefused:
                         Abandon();
                         Log.CareOfRefused(_logger, address.ToString(), step.Reason);
+                        _binding?.Failed("care-of address refused: " + step.Reason);
                         Enter(AgentState.NoRoute, "care-of address refused");
                         if (await WaitAsync(careOf.Changed, expiry.Token, stop).ConfigureAwait(false) == Wake.Expired)
                         {
@@ -312,17 +316,25 @@ public sealed class MobileAgent : BackgroundService
             Log.Registered(_logger, desired.HomeAddress.ToString(), desired.CareOfAddress.ToString(), desired.HomeAgentAddress.ToString(),
                 (int)lifetime.TotalSeconds, interval.TotalSeconds, reply.BindingId);
 
+            expiry.CancelAfter(Until(binding.ExpiresAt));
+
+            // The heartbeats start at once, on the channel the reply came over: the binding's
+            // lifetime runs at the home agent from the reply on, and a slow kernel write (seconds in
+            // a loaded VM) must not keep it from being refreshed.
+            Task<Step> heartbeats = HeartbeatAsync(binding, expiry, cycle.Token);
+
             // In place: after a move only the link's local end (and the pin) change; the first
             // Apply after a start adopts what a previous run left and removes what does not match.
-            ApplyKernel(desired);
+            // Off the loop's thread while the heartbeats run, but still one write at a time: the
+            // loop waits for it (a stop or a move included) before it decides anything else.
+            await Task.Run(() => ApplyKernel(desired), CancellationToken.None).ConfigureAwait(false);
 
-            expiry.CancelAfter(Until(binding.ExpiresAt));
             Enter(AgentState.Registered, $"binding {reply.BindingId} at {desired.CareOfAddress}");
 
             // The reply names the home agent's outer address: from now on the care-of address is the
             // source towards it (a change is a move, seen through careOf.Changed).
             _movement!.Retarget(desired.HomeAgentAddress);
-            return await HeartbeatAsync(binding, expiry, cycle.Token).ConfigureAwait(false);
+            return await heartbeats.ConfigureAwait(false);
         }
         catch (Exception e) when (cycle.IsCancellationRequested && e is OperationCanceledException or RpcException or IOException or ObjectDisposedException or InvalidOperationException)
         {
@@ -423,6 +435,10 @@ public sealed class MobileAgent : BackgroundService
         {
             await stream.CancelAsync().ConfigureAwait(false);
             await ((Task)reader).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            if (expiry.IsCancellationRequested && beats.Unanswered)
+            {
+                binding.Failed("no reply to the heartbeats before the lifetime ran out");
+            }
         }
     }
 
@@ -447,6 +463,7 @@ public sealed class MobileAgent : BackgroundService
                         // granted lifetime from then (remaining_lifetime_seconds is rounded down).
                         TimeSpan remaining = TimeSpan.FromSeconds(r.RemainingLifetimeSeconds);
                         binding.ExpiresAt = sentAt + (remaining >= binding.Lifetime - TimeSpan.FromSeconds(1) ? binding.Lifetime : remaining);
+                        binding.Refreshed();
                         expiry.CancelAfter(Until(binding.ExpiresAt));
                         Log.Refreshed(_logger, id, r.RemainingLifetimeSeconds);
                         break;
@@ -537,7 +554,11 @@ public sealed class MobileAgent : BackgroundService
     {
         if (_binding is { } b)
         {
-            Log.BindingExpired(_logger, b.Id, b.ExpiresAt);
+            // "Unreachable" only when something towards the home agent really failed (heartbeats
+            // unanswered, stream lost, Register retried, no route) since the last refresh.
+            Log.BindingExpired(_logger, b.Id, b.ExpiresAt, b.LastFailure is { } failure
+                ? "the home agent was unreachable for its whole lifetime (" + failure + ")"
+                : "its lifetime ran out before a heartbeat could refresh it, although none failed");
             _binding = null;
             ApplyKernel(null);
             Enter(AgentState.Registering, "binding lapsed");
@@ -674,6 +695,17 @@ public sealed class MobileAgent : BackgroundService
         public TimeSpan Lifetime { get; } = lifetime;
 
         public TimeSpan Interval { get; } = interval;
+
+        /// <summary>What last went wrong towards the home agent since the last refresh (null: nothing).</summary>
+        public string? LastFailure => Volatile.Read(ref _lastFailure);
+
+        private string? _lastFailure;
+
+        /// <summary>A heartbeat or a registration from this binding failed.</summary>
+        public void Failed(string reason) => Volatile.Write(ref _lastFailure, reason);
+
+        /// <summary>The home agent refreshed the binding: it was reachable.</summary>
+        public void Refreshed() => Volatile.Write(ref _lastFailure, null);
     }
 
     /// <summary>Whether the last heartbeat sent has been answered (a silent home agent is noticed within one interval).</summary>

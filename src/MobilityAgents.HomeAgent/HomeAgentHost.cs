@@ -95,6 +95,7 @@ public static class HomeAgentHost
         services.AddSingleton(_ => options.CreateAuthorizationPolicy());
         services.AddSingleton(sp => new BindingTable(sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<AuthorizationPolicy>(), options.BindingTable));
         services.AddSingleton<ClientCertificateValidator>();
+        services.AddSingleton<Datapath.KeepaliveKeys>();
         services.AddSingleton<BindingMonitor>();
         services.AddHostedService(sp => sp.GetRequiredService<BindingMonitor>());
         services.AddGrpc(g =>
@@ -132,7 +133,7 @@ public static class HomeAgentHost
 
         ILogger log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(HomeAgentHost).FullName!);
         Log.Started(log, options.HomePrefix.ToString(), options.OuterAddress.ToString(), options.TunnelMtu,
-            options.Datapath == DatapathKind.KernelClassic ? "kernel-classic" : "kernel-external",
+            HomeAgentConfiguration.DatapathName(options.Datapath),
             options.Authorizations.Count, options.Operators.Count);
         if (datapath is null)
         {

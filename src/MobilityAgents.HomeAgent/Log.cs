@@ -26,14 +26,17 @@ internal static partial class Log
     public static partial void ServerCertificateExpiresSoon(ILogger logger, string subject, DateTime notAfter);
 
     // Bindings (logged from the table's own events, so every change is logged once, in order).
-    [LoggerMessage(EventId = 1100, Level = LogLevel.Information, Message = "Binding {Change}: {Identity} device '{DeviceId}' home {HomeAddress} care-of {CareOfAddress} lifetime {LifetimeSeconds} s (binding {BindingId})")]
-    public static partial void BindingChanged(ILogger logger, string change, string identity, string deviceId, string homeAddress, string careOfAddress, int lifetimeSeconds, string bindingId);
+    [LoggerMessage(EventId = 1100, Level = LogLevel.Information, Message = "Binding {Change}: {Identity} device '{DeviceId}' home {HomeAddress} care-of {CareOfAddress} over {Encapsulation} lifetime {LifetimeSeconds} s (binding {BindingId})")]
+    public static partial void BindingChanged(ILogger logger, string change, string identity, string deviceId, string homeAddress, string careOfAddress, string encapsulation, int lifetimeSeconds, string bindingId);
 
     [LoggerMessage(EventId = 1101, Level = LogLevel.Debug, Message = "Binding refreshed: {Identity} home {HomeAddress} until {ExpiresAt:u} (binding {BindingId})")]
     public static partial void BindingRefreshed(ILogger logger, string identity, string homeAddress, DateTimeOffset expiresAt, string bindingId);
 
     [LoggerMessage(EventId = 1102, Level = LogLevel.Information, Message = "Refused {Operation} from {Identity}: {Code}: {Reason}")]
     public static partial void Refused(ILogger logger, string operation, string identity, string code, string reason);
+
+    [LoggerMessage(EventId = 1103, Level = LogLevel.Information, Message = "NAT between {Identity} and us: it reports care-of {CareOfAddress}, its connection comes from {ObservedAddress}: {Encapsulation}")]
+    public static partial void NatDetected(ILogger logger, string identity, string careOfAddress, string observedAddress, string encapsulation);
 
     // Heartbeat streams.
     [LoggerMessage(EventId = 1200, Level = LogLevel.Debug, Message = "Heartbeat stream opened by {Identity} from {Peer}")]
@@ -67,4 +70,13 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 1403, Level = LogLevel.Information, Message = "Kernel datapath stopped: every object it installed removed ({Errors} error(s))")]
     internal static partial void Stopped(ILogger logger, int errors);
+
+    [LoggerMessage(EventId = 1404, Level = LogLevel.Information, Message = "Datapath {Kind}: {Reason}")]
+    internal static partial void DatapathChosen(ILogger logger, string kind, string reason);
+
+    [LoggerMessage(EventId = 1405, Level = LogLevel.Information, Message = "Listening for ipip-in-UDP (laptops behind NAT) on {Address}:{Port}")]
+    internal static partial void UdpListening(ILogger logger, string address, int port);
+
+    [LoggerMessage(EventId = 1406, Level = LogLevel.Information, Message = "Binding {BindingId}: the laptop behind NAT is at {Endpoint} (learned from an authenticated keepalive)")]
+    internal static partial void EndpointLearned(ILogger logger, string bindingId, string endpoint);
 }

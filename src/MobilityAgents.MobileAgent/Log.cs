@@ -29,8 +29,8 @@ internal static partial class Log
     public static partial void CannotStart(ILogger logger, string reason);
 
     // Registration.
-    [LoggerMessage(EventId = 2100, Level = LogLevel.Information, Message = "Registered home address {HomeAddress} at care-of {CareOf} with {HomeAgentAddress}: lifetime {LifetimeSeconds} s, heartbeat every {IntervalSeconds} s (binding {BindingId})")]
-    public static partial void Registered(ILogger logger, string homeAddress, string careOf, string homeAgentAddress, int lifetimeSeconds, double intervalSeconds, string bindingId);
+    [LoggerMessage(EventId = 2100, Level = LogLevel.Information, Message = "Registered home address {HomeAddress} at care-of {CareOf} with {HomeAgentAddress} over {Encapsulation}: lifetime {LifetimeSeconds} s, heartbeat every {IntervalSeconds} s (binding {BindingId})")]
+    public static partial void Registered(ILogger logger, string homeAddress, string careOf, string homeAgentAddress, string encapsulation, int lifetimeSeconds, double intervalSeconds, string bindingId);
 
     [LoggerMessage(EventId = 2101, Level = LogLevel.Warning, Message = "Cannot register from {CareOf} (attempt {Attempt}): {Reason}; next attempt in {DelaySeconds:0.0} s")]
     public static partial void RegisterRetry(ILogger logger, string careOf, int attempt, string reason, double delaySeconds);
@@ -100,4 +100,14 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 2401, Level = LogLevel.Error, Message = "Kernel: could not reach {Desired}: {Errors}")]
     public static partial void KernelFailed(ILogger logger, string desired, string errors);
+
+    // The datapath (2800s).
+    [LoggerMessage(EventId = 2800, Level = LogLevel.Information, Message = "Datapath {Kind}: {Reason}")]
+    public static partial void DatapathChosen(ILogger logger, string kind, string reason);
+
+    [LoggerMessage(EventId = 2801, Level = LogLevel.Information, Message = "Userspace datapath up on {TunName} (ipip raw socket; UDP port {UdpPort})")]
+    public static partial void UserspaceStarted(ILogger logger, string tunName, int udpPort);
+
+    [LoggerMessage(EventId = 2802, Level = LogLevel.Error, Message = "{Message}")]
+    public static partial void UserspaceFailed(ILogger logger, string message);
 }

@@ -251,6 +251,9 @@ public sealed class HomeAgentReconciler
 
             owner._lanIndex = lan?.Index ?? 0;
             bool forwarding = EnsureForwarding(accepted.Count > 0);
+            Link? shared = desired?.SharedLink is { } sharedName ? _byName.GetValueOrDefault(sharedName) : null;
+            List<HomeAgentTunnel> sharedTunnels = [.. accepted.Where(t => t.Shared)];
+            accepted.RemoveAll(t => t.Shared);
 
             // Classic ipip links are told apart by (local, remote): a link being created or moved onto
             // the (local, remote) of a link about to be removed would get EEXIST, and a desired
@@ -259,6 +262,11 @@ public sealed class HomeAgentReconciler
             foreach (HomeAgentTunnel t in accepted)
             {
                 handled.Add(t.LinkName);
+            }
+
+            if (shared is not null)
+            {
+                handled.Add(shared.Name); // the userspace datapath's TUN: its own, never removed here
             }
 
             foreach (HomeAgentTunnel t in accepted)
@@ -285,12 +293,33 @@ public sealed class HomeAgentReconciler
                 }
             }
 
+            if (sharedTunnels.Count > 0)
+            {
+                if (shared is null)
+                {
+                    foreach (HomeAgentTunnel t in sharedTunnels)
+                    {
+                        Error(t.BindingId, $"ip link show dev {desired!.SharedLink}: the userspace datapath's link is missing: the binding cannot be carried");
+                    }
+                }
+                else if (EnsureSharedLink(shared, sharedTunnels[0]) is null)
+                {
+                    foreach (HomeAgentTunnel t in sharedTunnels)
+                    {
+                        if (EnsureSharedTunnel(t, shared, lan!) is { } r)
+                        {
+                            reached.Add(r);
+                        }
+                    }
+                }
+            }
+
             reached.Sort((a, b) => string.CompareOrdinal(a.Tunnel.BindingId, b.Tunnel.BindingId));
 
             RemoveOrphans(
                 keepLinks: handled,
                 keepRoutes: [.. reached.Select(r => (r.Tunnel.HomeAddress, r.Link.Index))],
-                routeLinks: [.. reached.Select(r => r.Link.Index)],
+                routeLinks: [.. reached.Select(r => r.Link.Index), .. shared is null ? [] : new[] { shared.Index }],
                 keepProxies: lan is null ? [] : [.. reached.Select(r => (r.Tunnel.HomeAddress, lan.Index))]);
 
             return Finish(desired, reached, forwarding);
@@ -305,7 +334,18 @@ public sealed class HomeAgentReconciler
                 var routeLinks = new HashSet<int>();
                 var keepProxies = new HashSet<(IPAddress, int)>();
                 int lan = owners is not null && _byName.TryGetValue(owners.LanInterface, out Link? l) ? l.Index : 0;
-                foreach (HomeAgentTunnel t in owners?.Tunnels.Values ?? Enumerable.Empty<HomeAgentTunnel>())
+                if (owners?.SharedLink is { } sn && _byName.TryGetValue(sn, out Link? sl))
+                {
+                    keepLinks.Add(sl.Name);
+                    routeLinks.Add(sl.Index);
+                    foreach (HomeAgentTunnel t in owners.Tunnels.Values.Where(t => t.Shared))
+                    {
+                        keepRoutes.Add((t.HomeAddress, sl.Index));
+                        keepProxies.Add((t.HomeAddress, lan));
+                    }
+                }
+
+                foreach (HomeAgentTunnel t in owners?.Tunnels.Values.Where(t => !t.Shared) ?? Enumerable.Empty<HomeAgentTunnel>())
                 {
                     if (_ours.TryGetValue(t.LinkName, out Link? link) && BindingIdOf(link) == t.BindingId)
                     {
@@ -375,8 +415,8 @@ public sealed class HomeAgentReconciler
                     : !IsUnicastIpv4(t.CareOfAddress) ? $"care-of address {t.CareOfAddress} is not a unicast IPv4 address"
                     : t.CareOfAddress.Equals(desired.OuterAddress) ? $"care-of address {t.CareOfAddress} is the gateway's own outer address"
                     : homes.TryGetValue(t.HomeAddress, out string? h) ? $"home address {t.HomeAddress} is already carried by binding {h}"
-                    : careOfs.TryGetValue(t.CareOfAddress, out string? c) ? $"care-of address {t.CareOfAddress} is already the remote of binding {c}'s tunnel (classic ipip links are told apart only by their outer addresses)"
-                    : names.TryGetValue(t.LinkName, out string? n) ? $"link name {t.LinkName} collides with binding {n}'s"
+                    : t.Encapsulation == Encapsulation.Ipip && careOfs.TryGetValue(t.CareOfAddress, out string? c) ? $"care-of address {t.CareOfAddress} is already the remote of binding {c}'s tunnel (ipip tunnels are told apart only by their outer addresses)"
+                    : !t.Shared && names.TryGetValue(t.LinkName, out string? n) ? $"link name {t.LinkName} collides with binding {n}'s"
                     : null;
                 if (refusal is not null)
                 {
@@ -386,8 +426,15 @@ public sealed class HomeAgentReconciler
                 }
 
                 homes[t.HomeAddress] = t.BindingId;
-                careOfs[t.CareOfAddress] = t.BindingId;
-                names[t.LinkName] = t.BindingId;
+                if (t.Encapsulation == Encapsulation.Ipip)
+                {
+                    careOfs[t.CareOfAddress] = t.BindingId;
+                }
+
+                if (!t.Shared)
+                {
+                    names[t.LinkName] = t.BindingId;
+                }
                 accepted.Add(t);
             }
 
@@ -520,6 +567,50 @@ public sealed class HomeAgentReconciler
             }
 
             return (t with { CareOfAddress = remote! }, new TunnelLink(name, link.Index));
+        }
+
+        /// <summary>
+        /// The userspace datapath's link, once per pass: strict rp_filter (the datapath checks each
+        /// packet's inner source against its sender; the kernel checks again that it is routed back
+        /// into this link) and up. Returns the error message, or null.
+        /// </summary>
+        private string? EnsureSharedLink(Link shared, HomeAgentTunnel first) =>
+            EnsureRpFilter(first, shared.Name) ?? Step(first, !shared.IsUp, $"ip link set dev {shared.Name} up", () => _k.SetUp(shared.Index));
+
+        /// <summary>A tunnel carried by the userspace datapath: its route into the shared link and its proxy entry.</summary>
+        private (HomeAgentTunnel Tunnel, TunnelLink Link)? EnsureSharedTunnel(HomeAgentTunnel t, Link shared, Link lan)
+        {
+            string? failure = EnsureRoute(t, shared.Name, shared.Index, false);
+            bool proxyAdded = false;
+            if (failure is null)
+            {
+                bool present = !_goneProxies.Contains((t.HomeAddress, lan.Index)) && _proxies.Any(p =>
+                    p.Destination.Equals(t.HomeAddress) && p.InterfaceIndex == lan.Index && p.Protocol == Ownership.NeighbourProtocol);
+                failure = Step(t, !present, $"ip neigh add proxy {t.HomeAddress} dev {lan.Name} protocol {Ownership.NeighbourProtocol}", () => _k.AddProxy(ProxyEntry(t.HomeAddress, lan.Index)));
+                proxyAdded = !present && failure is null;
+            }
+
+            if (failure is not null)
+            {
+                DeleteProxy(ProxyEntry(t.HomeAddress, lan.Index), lan.Name, t.BindingId);
+                Log.BindingNotReached(_log, t.BindingId, failure);
+                return null; // a route it may have got is removed as an orphan below
+            }
+
+            if (proxyAdded && lan.HardwareAddress is { } mac && mac.GetAddressBytes().Length == 6)
+            {
+                Log.GratuitousArp(_log, lan.Name, t.HomeAddress.ToString(), Mac(mac));
+                try
+                {
+                    _k.AnnounceAddress(lan.Index, mac, t.HomeAddress);
+                }
+                catch (Exception e) when (IsKernelError(e))
+                {
+                    Error(t.BindingId, e.Message);
+                }
+            }
+
+            return (t, new TunnelLink(shared.Name, shared.Index));
         }
 
         private string? EnsureRpFilter(HomeAgentTunnel t, string name)

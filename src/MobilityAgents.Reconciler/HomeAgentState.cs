@@ -14,6 +14,16 @@ namespace MobilityAgents.Reconciler;
 /// <param name="CareOfAddress">The tunnel's remote end: the laptop's current address.</param>
 public sealed record HomeAgentTunnel(string BindingId, IPAddress HomeAddress, IPAddress CareOfAddress)
 {
+    /// <summary>
+    /// Carried by the userspace datapath: no link of its own; the home address is routed into
+    /// <see cref="HomeAgentState.SharedLink"/> (the userspace datapath's TUN device), which
+    /// encapsulates it (ipip or UDP) itself.
+    /// </summary>
+    public bool Shared { get; init; }
+
+    /// <summary>How the outer packets are carried (UDP ones are always <see cref="Shared"/>).</summary>
+    public Encapsulation Encapsulation { get; init; } = Encapsulation.Ipip;
+
     /// <summary>How many hex digits of the binding id's hash go into a link name ("ma" + 12 = 14 characters, within IFNAMSIZ 15).</summary>
     public const int LinkTagLength = 12;
 
@@ -21,7 +31,7 @@ public sealed record HomeAgentTunnel(string BindingId, IPAddress HomeAddress, IP
     public static HomeAgentTunnel From(Binding binding)
     {
         ArgumentNullException.ThrowIfNull(binding);
-        return new(binding.Id, binding.HomeAddress, binding.CareOfAddress);
+        return new(binding.Id, binding.HomeAddress, binding.CareOfAddress) { Encapsulation = binding.Encapsulation };
     }
 
     /// <summary>The link's name: <see cref="Ownership.LinkNamePrefix"/> and a short stable tag of the binding id.</summary>
@@ -42,7 +52,7 @@ public sealed record HomeAgentTunnel(string BindingId, IPAddress HomeAddress, IP
         return Ownership.LinkNamePrefix + Convert.ToHexStringLower(hash)[..LinkTagLength];
     }
 
-    public override string ToString() => $"{BindingId} {HomeAddress} -> {CareOfAddress}";
+    public override string ToString() => $"{BindingId} {HomeAddress} -> {CareOfAddress}{(Encapsulation == Encapsulation.IpipUdp ? " (udp)" : "")}{(Shared ? " (userspace)" : "")}";
 }
 
 /// <summary>
@@ -90,17 +100,29 @@ public sealed record HomeAgentState
     /// <summary>MTU of every tunnel link.</summary>
     public int TunnelMtu { get; }
 
+    /// <summary>
+    /// The userspace datapath's TUN link (made and owned by it, not by the reconciler), which
+    /// carries every <see cref="HomeAgentTunnel.Shared"/> tunnel; null when there is none.
+    /// </summary>
+    public string? SharedLink { get; init; }
+
     /// <summary>The tunnels by binding id (ordinal order).</summary>
     public ImmutableSortedDictionary<string, HomeAgentTunnel> Tunnels { get; private init; }
 
     /// <summary>
-    /// The desired state of a binding table snapshot. Only <see cref="Encapsulation.Ipip"/> bindings
-    /// are carried by classic ipip links; others are left out (they need a UDP-encapsulated tunnel).
+    /// The desired state of a binding table snapshot. Without <paramref name="sharedLink"/>, only
+    /// <see cref="Encapsulation.Ipip"/> bindings are carried (by classic ipip links) and the others
+    /// are left out. With it, UDP bindings (and every binding when <paramref name="allShared"/>) are
+    /// <see cref="HomeAgentTunnel.Shared"/>: routed into that link, encapsulated by the userspace datapath.
     /// </summary>
-    public static HomeAgentState FromBindings(IPAddress outerAddress, string lanInterface, IEnumerable<Binding> bindings, int tunnelMtu = DefaultTunnelMtu)
+    public static HomeAgentState FromBindings(IPAddress outerAddress, string lanInterface, IEnumerable<Binding> bindings, int tunnelMtu = DefaultTunnelMtu,
+        string? sharedLink = null, bool allShared = false)
     {
         ArgumentNullException.ThrowIfNull(bindings);
-        return new(outerAddress, lanInterface, bindings.Where(b => b.Encapsulation == Encapsulation.Ipip).Select(HomeAgentTunnel.From), tunnelMtu);
+        IEnumerable<HomeAgentTunnel> tunnels = bindings
+            .Where(b => sharedLink is not null || b.Encapsulation == Encapsulation.Ipip)
+            .Select(b => HomeAgentTunnel.From(b) with { Shared = sharedLink is not null && (allShared || b.Encapsulation != Encapsulation.Ipip) });
+        return new(outerAddress, lanInterface, tunnels, tunnelMtu) { SharedLink = sharedLink };
     }
 
     /// <summary>This state with <paramref name="tunnel"/> added or replacing the one of the same binding id.</summary>
@@ -121,6 +143,7 @@ public sealed record HomeAgentState
         OuterAddress.Equals(other.OuterAddress) &&
         LanInterface == other.LanInterface &&
         TunnelMtu == other.TunnelMtu &&
+        SharedLink == other.SharedLink &&
         Tunnels.Count == other.Tunnels.Count &&
         Tunnels.All(kv => other.Tunnels.TryGetValue(kv.Key, out HomeAgentTunnel? t) && t.Equals(kv.Value));
 

@@ -399,7 +399,7 @@ public sealed class MobileAgentReconciler
     private sealed class Pass(MobileAgentReconciler owner)
     {
         private readonly RouteNetlink _h = owner._h;
-        private readonly MobileTunnelDevice _device = owner._device;
+        private MobileTunnelDevice _device = owner._device;
         private readonly ILogger _log = owner._log;
         private readonly List<MobileAgentError> _errors = [];
         private Snapshot _s = new();
@@ -408,6 +408,11 @@ public sealed class MobileAgentReconciler
 
         public MobileAgentReached Apply(MobileAgentState? desired, MobileAgentState? previous)
         {
+            if (desired is { UserspaceTunnel: true })
+            {
+                _device = MobileTunnelDevice.UserspaceTun;
+            }
+
             if (!TrySnapshot(desired))
             {
                 return Finish(null, null);
@@ -844,6 +849,9 @@ internal abstract class MobileTunnelDevice
     /// <summary>The classic ipip link of the recipe.</summary>
     public static MobileTunnelDevice Ipip { get; } = new IpipDevice();
 
+    /// <summary>The userspace datapath's TUN link: made by the datapath, only recognised here.</summary>
+    public static MobileTunnelDevice UserspaceTun { get; } = new TunDevice();
+
     /// <summary>True if <paramref name="link"/> is of this device's kind (can be re-pointed in place).</summary>
     public abstract bool IsKind(Link link);
 
@@ -867,6 +875,30 @@ internal abstract class MobileTunnelDevice
 
     /// <summary>Re-points the link in place (same ifindex).</summary>
     public abstract void Change(RouteNetlink handle, int index, IpipParameters parameters);
+
+    private sealed class TunDevice : MobileTunnelDevice
+    {
+        public override bool IsKind(Link link) => link.Kind == "tun";
+
+        public override bool Matches(Link link, IpipParameters want) => IsKind(link);
+
+        public override bool Collides(Link link, IpipParameters want) => false;
+
+        public override IpipParameters? ParametersOf(Link link) => null;
+
+        public override string CreateCommand(string name, IpipParameters parameters, int mtu, string alias) =>
+            $"ip tuntap add dev {name} mode tun (the userspace datapath's own device)";
+
+        public override int Create(RouteNetlink handle, string name, IpipParameters parameters, int mtu, string alias) =>
+            throw new IOException($"ip link show dev {name}: the userspace datapath's TUN device is missing (it goes away when the datapath stops)");
+
+        public override string ChangeCommand(string name, IpipParameters parameters) => $"(userspace datapath {name}: peer {parameters.Remote})";
+
+        public override void Change(RouteNetlink handle, int index, IpipParameters parameters)
+        {
+            // The userspace datapath points itself at the home agent; nothing in the kernel to change.
+        }
+    }
 
     private sealed class IpipDevice : MobileTunnelDevice
     {

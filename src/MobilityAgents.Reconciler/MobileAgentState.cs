@@ -106,6 +106,25 @@ public sealed record MobileAgentState
     /// </summary>
     public ImmutableSortedSet<ushort> TcpPorts { get; init; } = [];
 
+    /// <summary>
+    /// The tunnel link is the userspace datapath's TUN device (made and owned by the agent's
+    /// datapath, which encapsulates): the reconciler only recognises it (kind "tun", our alias),
+    /// never creates or re-points it; addresses, rules, routes and nftables are as for ipip.
+    /// </summary>
+    public bool UserspaceTunnel { get; init; }
+
+    /// <summary>ipip-in-UDP (laptop behind NAT): the home agent's UDP port; 0 = plain ipip.</summary>
+    public ushort UdpPort { get; init; }
+
+    /// <summary>ipip-in-UDP: the token of this binding's keepalives.</summary>
+    public ulong KeepaliveToken { get; init; }
+
+    /// <summary>ipip-in-UDP: the 32-byte key that authenticates this binding's keepalives.</summary>
+    public ImmutableArray<byte> KeepaliveKey { get; init; } = [];
+
+    /// <summary>ipip-in-UDP: how often keepalives go (keeps the NAT mapping open).</summary>
+    public TimeSpan KeepaliveInterval { get; init; }
+
     /// <summary>True when the fwmark rule is installed: <see cref="FwMarkSelection"/>, or ports to mark.</summary>
     public bool NeedsFwMarkRule => FwMarkSelection || !TcpPorts.IsEmpty;
 
@@ -217,6 +236,11 @@ public sealed record MobileAgentState
         HomePrefixThroughTunnel == other.HomePrefixThroughTunnel &&
         Equals(VisitedGateway, other.VisitedGateway) &&
         FwMarkSelection == other.FwMarkSelection &&
+        UserspaceTunnel == other.UserspaceTunnel &&
+        UdpPort == other.UdpPort &&
+        KeepaliveToken == other.KeepaliveToken &&
+        KeepaliveInterval == other.KeepaliveInterval &&
+        KeepaliveKey.AsSpan().SequenceEqual(other.KeepaliveKey.AsSpan()) &&
         (ReferenceEquals(TcpPorts, other.TcpPorts) || (TcpPorts is not null && other.TcpPorts is not null && TcpPorts.SetEquals(other.TcpPorts)));
 
     public override int GetHashCode()
@@ -231,6 +255,9 @@ public sealed record MobileAgentState
         h.Add(HomePrefixThroughTunnel);
         h.Add(VisitedGateway);
         h.Add(FwMarkSelection);
+        h.Add(UserspaceTunnel);
+        h.Add(UdpPort);
+        h.Add(KeepaliveToken);
         foreach (ushort p in TcpPorts ?? [])
         {
             h.Add(p);
@@ -251,6 +278,16 @@ public sealed record MobileAgentState
         if (FwMarkSelection)
         {
             s += " fwmark";
+        }
+
+        if (UserspaceTunnel)
+        {
+            s += " userspace";
+        }
+
+        if (UdpPort != 0)
+        {
+            s += $" udp {HomeAgentAddress}:{UdpPort}";
         }
 
         if (TcpPorts is { IsEmpty: false })

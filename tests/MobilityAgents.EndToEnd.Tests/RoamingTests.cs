@@ -311,7 +311,7 @@ public sealed class RoamingTests(ITestOutputHelper output)
     }
 
     /// <summary>Client sends a line on the connection; the laptop's end answers it; the client reads the answer.</summary>
-    private static async Task EchoAsync(Socket client, Socket server, string message)
+    internal static async Task EchoAsync(Socket client, Socket server, string message)
     {
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
         cts.CancelAfter(TrafficTimeout);
@@ -396,11 +396,11 @@ public sealed class RoamingTests(ITestOutputHelper output)
     }
 
     /// <summary>The dotnet host running these tests (the daemons run on the same one).</summary>
-    private static string DotnetHost() =>
+    internal static string DotnetHost() =>
         Environment.ProcessPath is { } p && Path.GetFileNameWithoutExtension(p) == "dotnet" ? p : "dotnet";
 
     /// <summary>A daemon's entry assembly, copied beside the tests by the CopyDaemons target.</summary>
-    private static string Daemon(string folder, string dll)
+    internal static string Daemon(string folder, string dll)
     {
         string path = Path.Combine(AppContext.BaseDirectory, folder, dll);
         return File.Exists(path) ? path : throw new FileNotFoundException($"{path}: build the solution first (the CopyDaemons target copies both daemons beside the tests)", path);

@@ -40,7 +40,9 @@ public sealed class ConfigurationTests(TestPki pki)
         Assert.Equal(TimeSpan.FromHours(1), o.MaximumLifetime);
         Assert.Empty(o.Authorizations);
         Assert.Empty(o.Operators);
-        Assert.Equal(DatapathKind.KernelClassic, o.Datapath);
+        Assert.Equal(DatapathKind.Auto, o.Datapath);
+        Assert.Equal(4433, o.UdpPort);
+        Assert.Equal(TimeSpan.FromSeconds(15), o.KeepaliveInterval);
         Assert.Equal(X509RevocationMode.NoCheck, o.ClientCertificateRevocation);
         Assert.Equal(LogLevel.Information, o.LogLevel);
     }
@@ -60,7 +62,9 @@ public sealed class ConfigurationTests(TestPki pki)
             k.Remove("Operators:0");
             k["Operators"] = "mailserver, ops";
             k["Authorizations:carol"] = "192.0.2.90,192.0.2.91";
-            k["Datapath"] = "kernel-external";
+            k["Datapath"] = "userspace";
+            k["UdpPort"] = "4500";
+            k["KeepaliveIntervalSeconds"] = "25";
             k["ClientCertificateRevocation"] = "online";
             k["LogLevel"] = "debug";
         });
@@ -75,7 +79,9 @@ public sealed class ConfigurationTests(TestPki pki)
         Assert.Equal(["mailserver", "ops"], o.Operators.Order());
         Assert.Equal([IPAddress.Parse("192.0.2.77"), IPAddress.Parse("192.0.2.78")], o.Authorizations["alice"]);
         Assert.Equal([IPAddress.Parse("192.0.2.90"), IPAddress.Parse("192.0.2.91")], o.Authorizations["carol"]);
-        Assert.Equal(DatapathKind.KernelExternal, o.Datapath);
+        Assert.Equal(DatapathKind.Userspace, o.Datapath);
+        Assert.Equal(4500, o.UdpPort);
+        Assert.Equal(TimeSpan.FromSeconds(25), o.KeepaliveInterval);
         Assert.Equal(X509RevocationMode.Online, o.ClientCertificateRevocation);
         Assert.Equal(LogLevel.Debug, o.LogLevel);
         Assert.True(o.CreateAuthorizationPolicy().IsAuthorized("carol", IPAddress.Parse("192.0.2.91")));
@@ -95,11 +101,12 @@ public sealed class ConfigurationTests(TestPki pki)
     [InlineData("DefaultLifetimeSeconds", "5", "DefaultLifetimeSeconds: 5 is outside MinimumLifetimeSeconds..MaximumLifetimeSeconds (10..3600)")]
     [InlineData("MinimumLifetimeSeconds", "7200", "MinimumLifetimeSeconds: 7200 is more than MaximumLifetimeSeconds 3600")]
     [InlineData("MaximumLifetimeSeconds", "100000", "MaximumLifetimeSeconds: '100000' is not a whole number in 3..86400")]
-    [InlineData("Datapath", "userspace", "Datapath: 'userspace' is not kernel-classic or kernel-external")]
+    [InlineData("Datapath", "fast", "Datapath: 'fast' is not auto, kernel, userspace or kernel-external")]
+    [InlineData("UdpPort", "0", "UdpPort: '0' is not a whole number in 1..65535")]
     [InlineData("ClientCertificateRevocation", "sometimes", "ClientCertificateRevocation: 'sometimes' is not no-check, online or offline")]
     [InlineData("LogLevel", "Loud", "LogLevel: 'Loud' is not Trace, Debug, Information, Warning, Error or Critical")]
     [InlineData("LanInterface", "eth0/1", "LanInterface: 'eth0/1' is not an interface name (1..15 characters, no '/', ':' or spaces)")]
-    [InlineData("Lsten", "0.0.0.0:4433", "Lsten: unknown key (known: Listen, Certificate, PrivateKey, ClientCa, HomePrefix, OuterAddress, LanInterface, TunnelMtu, DefaultLifetimeSeconds, MinimumLifetimeSeconds, MaximumLifetimeSeconds, Authorizations, Operators, Datapath, ClientCertificateRevocation, LogLevel)")]
+    [InlineData("Lsten", "0.0.0.0:4433", "Lsten: unknown key (known: Listen, Certificate, PrivateKey, ClientCa, HomePrefix, OuterAddress, LanInterface, TunnelMtu, DefaultLifetimeSeconds, MinimumLifetimeSeconds, MaximumLifetimeSeconds, Authorizations, Operators, Datapath, UdpPort, KeepaliveIntervalSeconds, ClientCertificateRevocation, LogLevel)")]
     public void A_bad_key_fails_with_a_message_naming_it(string key, string value, string message)
     {
         Assert.Equal([message], Errors(k => k[key] = value));

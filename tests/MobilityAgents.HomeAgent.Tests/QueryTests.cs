@@ -28,7 +28,7 @@ public sealed class QueryTests(TestPki pki)
         Assert.Equal("alice", b.Identity);
         Assert.Equal("laptop", b.DeviceId);
         Assert.Equal(CareOfA, b.CareOfAddress);
-        Assert.Equal(Encapsulation.Ipip, b.Encapsulation);
+        Assert.Equal(Encapsulation.IpipUdp, b.Encapsulation); // registered through "NAT" (from 127.0.0.1)
         Assert.Equal(ha.Time.GetUtcNow().ToUnixTimeSeconds(), b.RegisteredAt);
         Assert.Equal(b.RegisteredAt + 30, b.ExpiresAt);
         Assert.True((await app.GetBindingAsync(new GetBindingRequest { Identity = "alice" }, Call)).Reachable);

@@ -21,10 +21,45 @@ public sealed class RegistrationTests(TestPki pki)
         Assert.Equal(CareOfA, r.CareOfAddress);
         Assert.Equal("", r.InnerHomeAgentAddress); // unnumbered by default
         Assert.Equal("", r.InnerMobileAddress);
-        Assert.Equal(1480u, r.TunnelMtu);
         Assert.Equal(90u, r.GrantedLifetimeSeconds);
         Assert.Equal(30u, r.HeartbeatIntervalSeconds); // ProtocolTimers.HeartbeatInterval(90 s)
+
+        // The connection comes from 127.0.0.1, not from the care-of address the laptop reports:
+        // NAT as far as the home agent can tell, so ipip-in-UDP with what keepalives need.
+        Assert.Equal("127.0.0.1", r.ObservedAddress);
+        Assert.Equal(Encapsulation.IpipUdp, r.Encapsulation);
+        Assert.Equal(1472u, r.TunnelMtu); // 8 bytes of UDP header less than ipip's 1480
+        Assert.Equal(4433u, r.UdpPort);
+        Assert.Equal(32, r.KeepaliveKey.Length);
+        Assert.NotEqual(0ul, r.KeepaliveToken);
+        Assert.Equal(15u, r.KeepaliveIntervalSeconds);
+    }
+
+    [Fact]
+    public async Task Register_gives_plain_ipip_when_the_laptop_insists_and_keeps_keepalive_credentials_per_binding()
+    {
+        await using TestHomeAgent ha = await StartAsync(pki);
+        RegisterRequest ipip = Request();
+        ipip.Encapsulation = Encapsulation.Ipip;
+        RegisterReply r = await ha.Alice.RegisterAsync(ipip, Call);
         Assert.Equal(Encapsulation.Ipip, r.Encapsulation);
+        Assert.Equal(1480u, r.TunnelMtu);
+        Assert.Equal(0u, r.UdpPort);
+        Assert.True(r.KeepaliveKey.IsEmpty);
+
+        // Back to UDP (a move behind NAT): same binding, and its credentials stay the same across
+        // re-registrations, so the laptop's keepalive counter keeps its replay protection.
+        RegisterReply u1 = await ha.Alice.RegisterAsync(Request(), Call);
+        RegisterReply u2 = await ha.Alice.RegisterAsync(Request(), Call);
+        Assert.Equal(r.BindingId, u1.BindingId);
+        Assert.Equal(Encapsulation.IpipUdp, u1.Encapsulation);
+        Assert.Equal(u1.KeepaliveToken, u2.KeepaliveToken);
+        Assert.Equal(u1.KeepaliveKey, u2.KeepaliveKey);
+
+        // Another binding gets other credentials.
+        RegisterReply other = await ha.Alice.RegisterAsync(Request(home: Alice2), Call);
+        Assert.NotEqual(u1.KeepaliveToken, other.KeepaliveToken);
+        Assert.NotEqual(u1.KeepaliveKey, other.KeepaliveKey);
     }
 
     [Fact]

@@ -64,6 +64,29 @@ public sealed class DesiredStateTests
         Assert.Equal(MobileAgentState.DefaultTunnelMtu, DesiredState.From(r, Options(), null).TunnelMtu);
     }
 
+    [Fact]
+    public void An_ipip_in_udp_reply_takes_the_userspace_datapath_with_the_keepalive_credentials()
+    {
+        RegisterReply r = Reply();
+        r.Encapsulation = Protocol.V1.Encapsulation.IpipUdp;
+        r.UdpPort = 4433;
+        r.KeepaliveToken = 0x0102030405060708;
+        r.KeepaliveKey = Google.Protobuf.ByteString.CopyFrom(new byte[32]);
+        r.KeepaliveIntervalSeconds = 20;
+        r.TunnelMtu = 1472;
+        MobileAgentState d = DesiredState.From(r, Options(), null);
+        Assert.True(d.UserspaceTunnel);
+        Assert.Equal(4433, d.UdpPort);
+        Assert.Equal(0x0102030405060708ul, d.KeepaliveToken);
+        Assert.Equal(32, d.KeepaliveKey.Length);
+        Assert.Equal(TimeSpan.FromSeconds(20), d.KeepaliveInterval);
+        Assert.Equal(1472, d.TunnelMtu);
+
+        // Plain ipip stays in the kernel unless the datapath is configured userspace.
+        Assert.False(DesiredState.From(Reply(), Options(), null).UserspaceTunnel);
+        Assert.True(DesiredState.From(Reply(), Options(("Datapath", "userspace")), null).UserspaceTunnel);
+    }
+
     [Theory]
     [InlineData("home_prefix")]
     [InlineData("home_address")]
@@ -85,7 +108,7 @@ public sealed class DesiredStateTests
         }
 
         ProtocolViolationException e = Assert.Throws<ProtocolViolationException>(() => DesiredState.From(r, Options(), null));
-        Assert.Contains(field.Replace("encapsulation", "IpipUdp", StringComparison.Ordinal), e.Message, StringComparison.Ordinal);
+        Assert.Contains(field.Replace("encapsulation", "udp_port", StringComparison.Ordinal), e.Message, StringComparison.Ordinal);
     }
 
     [Fact]

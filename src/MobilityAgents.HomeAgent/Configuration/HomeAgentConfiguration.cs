@@ -24,6 +24,8 @@ public static class HomeAgentConfiguration
     public const string DefaultConfigPath = "/etc/mobilityagents/home-agent.json";
     public const string EnvironmentPrefix = "MA_HOMEAGENT__";
     public const int DefaultTunnelMtu = 1480; // 1500 - the 20-byte outer IPv4 header of ipip
+    public const int DefaultUdpPort = 4433;
+    public const int DefaultKeepaliveSeconds = 15;
     private const string Required = "(required)";
 
     /// <summary>Every key, in the order <c>--help</c> prints them.</summary>
@@ -42,12 +44,23 @@ public static class HomeAgentConfiguration
         new("MaximumLifetimeSeconds", SecondsText(Core.ProtocolTimers.MaximumLifetime), "longest lifetime granted (at most 86400): a vanished laptop is forgotten within it"),
         new("Authorizations", "{}", "identity (client certificate subject CN) -> home addresses it may claim: {\"alice\": [\"192.0.2.77\"]}; an address belongs to one identity"),
         new("Operators", "[]", "identities that may read every binding (GetBinding of anyone, ListBindings, WatchBindings); a laptop reads only its own"),
-        new("Datapath", "kernel-classic", "kernel-classic (one ipip link per binding, as in the talk); kernel-external (one collect_md link with encap routes) is reserved and refused at start for now"),
+        new("Datapath", "auto", "auto (kernel where the kernel can create ipip links, else userspace; logged at start), kernel (one ipip link per binding, as in the talk; alias kernel-classic), userspace (one TUN device, ipip encapsulated by the agent); kernel-external is reserved and refused at start"),
+        new("UdpPort", "4433", "UDP port for laptops behind NAT (ipip-in-UDP and their authenticated keepalives); 1..65535"),
+        new("KeepaliveIntervalSeconds", "15", "how often laptops behind NAT send keepalives (keeps the NAT mapping open; within common 30 s UDP timeouts); 1..300"),
         new("ClientCertificateRevocation", "no-check", "no-check, online or offline: revocation checking of client certificates"),
         new("LogLevel", "Information", "Trace, Debug, Information, Warning, Error or Critical"),
     ];
 
     private static readonly FrozenSet<string> KnownKeys = Keys.Select(k => k.Name).ToFrozenSet(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>The configuration spelling of a datapath kind.</summary>
+    public static string DatapathName(DatapathKind kind) => kind switch
+    {
+        DatapathKind.Auto => "auto",
+        DatapathKind.Userspace => "userspace",
+        DatapathKind.KernelClassic => "kernel",
+        _ => "kernel-external",
+    };
 
     /// <summary>True if the command line asks for usage.</summary>
     public static bool WantsHelp(IReadOnlyList<string> args) =>
@@ -217,12 +230,16 @@ public static class HomeAgentConfiguration
             errors.Add($"DefaultLifetimeSeconds: {defaultLifetime} is outside MinimumLifetimeSeconds..MaximumLifetimeSeconds ({minLifetime}..{maxLifetime})");
         }
 
-        DatapathKind datapath = r.Scalar("Datapath", DatapathKind.KernelClassic, v => v.ToUpperInvariant() switch
+        DatapathKind datapath = r.Scalar("Datapath", DatapathKind.Auto, v => v.ToUpperInvariant() switch
         {
-            "KERNEL-CLASSIC" => (DatapathKind.KernelClassic, null),
+            "AUTO" => (DatapathKind.Auto, null),
+            "KERNEL" or "KERNEL-CLASSIC" => (DatapathKind.KernelClassic, null),
+            "USERSPACE" => (DatapathKind.Userspace, null),
             "KERNEL-EXTERNAL" => (DatapathKind.KernelExternal, null),
-            _ => (DatapathKind.KernelClassic, "is not kernel-classic or kernel-external"),
+            _ => (DatapathKind.Auto, "is not auto, kernel, userspace or kernel-external"),
         });
+        int udpPort = r.Int("UdpPort", DefaultUdpPort, 1, 65535);
+        int keepalive = r.Int("KeepaliveIntervalSeconds", DefaultKeepaliveSeconds, 1, 300);
         X509RevocationMode revocation = r.Scalar("ClientCertificateRevocation", X509RevocationMode.NoCheck, v => v.ToUpperInvariant() switch
         {
             "NO-CHECK" or "NOCHECK" => (X509RevocationMode.NoCheck, null),
@@ -310,6 +327,8 @@ public static class HomeAgentConfiguration
             Authorizations = authorizations.ToFrozenDictionary(StringComparer.Ordinal),
             Operators = operators,
             Datapath = datapath,
+            UdpPort = (ushort)udpPort,
+            KeepaliveInterval = TimeSpan.FromSeconds(keepalive),
             ClientCertificateRevocation = revocation,
             LogLevel = logLevel,
         };

@@ -5,9 +5,15 @@ using MobilityAgents.Core;
 
 namespace MobilityAgents.HomeAgent.Configuration;
 
-/// <summary>Which kernel datapath programs the bindings (the reconciler of issue #5 reads it).</summary>
+/// <summary>Which datapath carries the tunnels.</summary>
 public enum DatapathKind
 {
+    /// <summary>The kernel's classic ipip links where the kernel can create them, else <see cref="Userspace"/> (decided and logged at start).</summary>
+    Auto,
+
+    /// <summary>One TUN device for every binding; the agent encapsulates (raw IP protocol 4, or UDP). Routes, proxy ARP and forwarding stay in the kernel.</summary>
+    Userspace,
+
     /// <summary>One classic ipip link per binding (<c>ip tunnel add mode ipip ... remote CARE-OF</c>), as in the talk.</summary>
     KernelClassic,
 
@@ -58,7 +64,13 @@ public sealed record HomeAgentOptions
     /// <summary>Identities that may read every binding (GetBinding of anyone, ListBindings, WatchBindings).</summary>
     public required FrozenSet<string> Operators { get; init; }
 
-    public DatapathKind Datapath { get; init; } = DatapathKind.KernelClassic;
+    public DatapathKind Datapath { get; init; } = DatapathKind.Auto;
+
+    /// <summary>UDP port of ipip-in-UDP (laptops behind NAT) and of their keepalives.</summary>
+    public ushort UdpPort { get; init; } = HomeAgentConfiguration.DefaultUdpPort;
+
+    /// <summary>How often laptops behind NAT send keepalives.</summary>
+    public TimeSpan KeepaliveInterval { get; init; } = TimeSpan.FromSeconds(HomeAgentConfiguration.DefaultKeepaliveSeconds);
 
     /// <summary>Revocation checking of client certificates: off unless configured.</summary>
     public X509RevocationMode ClientCertificateRevocation { get; init; } = X509RevocationMode.NoCheck;

@@ -1,6 +1,8 @@
 using System.Runtime.Versioning;
 using System.Threading.Channels;
+using System.Net;
 using MobilityAgents.Core;
+using MobilityAgents.Datapath;
 using MobilityAgents.HomeAgent.Configuration;
 using MobilityAgents.Netlink;
 using MobilityAgents.Reconciler;
@@ -15,11 +17,29 @@ namespace MobilityAgents.HomeAgent.Datapath;
 /// watches the kernel and re-asserts objects someone else deleted (rate limited). At start it
 /// reconciles (which sweeps marked objects no binding owns); at a clean stop it removes everything
 /// it installed.
+/// <para>
+/// Tunnels are the kernel's classic ipip links (datapath <c>kernel</c>, or <c>auto</c> on a kernel
+/// that can make them), or are carried by the userspace datapath (<see cref="UserspaceTunnel"/>):
+/// one TUN link <see cref="SharedLinkName"/> into which the home addresses are routed, the agent
+/// encapsulating each packet itself. Bindings of laptops behind NAT (ipip-in-UDP) always take the
+/// userspace datapath, which learns their NAT mappings from authenticated keepalives only
+/// (<see cref="KeepaliveKeys"/>). Routes, proxy ARP and forwarding are the kernel's in every case.
+/// </para>
 /// </summary>
 [SupportedOSPlatform("linux")]
-public sealed class KernelDatapath(BindingTable table, HomeAgentOptions options, TimeProvider time, ILogger<KernelDatapath> log, ILogger<HomeAgentReconciler> reconcilerLog)
+public sealed class KernelDatapath(BindingTable table, HomeAgentOptions options, KeepaliveKeys keys, TimeProvider time,
+    ILogger<KernelDatapath> log, ILogger<HomeAgentReconciler> reconcilerLog, ILogger<UserspaceTunnel> tunnelLog)
     : BackgroundService
 {
+    /// <summary>The userspace datapath's TUN link (also carries UDP bindings when the kernel datapath is in use).</summary>
+    public const string SharedLinkName = Ownership.LinkNamePrefix + "-u0";
+
+    /// <summary>The shared link's ownership marker.</summary>
+    public const string SharedLinkAlias = Ownership.LinkAliasPrefix + "userspace";
+
+    /// <summary>ipip-in-UDP's outer headers take 8 bytes more than ipip's.</summary>
+    public const int UdpOverhead = 8;
+
     /// <summary>Several events that arrive together are applied once.</summary>
     private static readonly TimeSpan Coalesce = TimeSpan.FromMilliseconds(20);
 
@@ -27,6 +47,8 @@ public sealed class KernelDatapath(BindingTable table, HomeAgentOptions options,
     private static readonly TimeSpan ReassertInterval = TimeSpan.FromSeconds(1);
 
     private NetlinkHomeAgentKernel? _kernel;
+    private UserspaceTunnel? _tunnel;
+    private bool _allUserspace;
     private HomeAgentReconciler? _reconciler;
     private ChannelReader<BindingEvent>? _events;
 
@@ -37,12 +59,55 @@ public sealed class KernelDatapath(BindingTable table, HomeAgentOptions options,
             throw new InvalidOperationException("LanInterface: the kernel datapath needs the home LAN interface (where proxy ARP answers for home addresses)");
         }
 
-        if (options.Datapath != DatapathKind.KernelClassic)
+        if (options.Datapath == DatapathKind.KernelExternal)
         {
             // The reconciler programs one classic ipip link per binding; the external (collect_md)
             // device with encap routes is tested at the kernel layer but not wired to the agent yet.
-            throw new InvalidOperationException("Datapath: kernel-external is not available yet; use kernel-classic");
+            throw new InvalidOperationException("Datapath: kernel-external is not available yet; use auto, kernel or userspace");
         }
+
+        _allUserspace = options.Datapath == DatapathKind.Userspace;
+        if (options.Datapath == DatapathKind.Auto)
+        {
+            string? why = IpipSupport.Probe(NetworkNamespace.Current);
+            _allUserspace = why is not null;
+            if (why is null)
+            {
+                Log.DatapathChosen(log, "kernel", "the kernel can create ipip links (classic ipip link per laptop)");
+            }
+            else
+            {
+                Log.DatapathChosen(log, "userspace", $"the kernel cannot create an ipip link ({why}): the agent encapsulates through TUN link {SharedLinkName}");
+            }
+        }
+        else
+        {
+            Log.DatapathChosen(log, _allUserspace ? "userspace" : "kernel", "as configured");
+        }
+
+        // The userspace datapath always runs: it carries every tunnel in userspace mode, and the
+        // UDP-encapsulated ones (laptops behind NAT) in kernel mode.
+        try
+        {
+            _tunnel = UserspaceTunnel.Start(new UserspaceTunnelOptions
+            {
+                TunName = SharedLinkName,
+                Alias = SharedLinkAlias,
+                Mtu = options.TunnelMtu - UdpOverhead,
+                LocalAddress = options.OuterAddress,
+                EnableIpip = _allUserspace,
+                EnableUdp = true,
+                UdpPort = options.UdpPort,
+                Time = time,
+            }, tunnelLog);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            throw new InvalidOperationException($"Datapath: the userspace datapath (TUN {SharedLinkName}, UDP port {options.UdpPort} on {options.OuterAddress}) could not start: {e.Message}", e);
+        }
+
+        _tunnel.EndpointLearned += (id, endpoint) => Log.EndpointLearned(log, id, endpoint.ToString());
+        Log.UdpListening(log, options.OuterAddress.ToString(), _tunnel.UdpPort);
 
         // Subscribe before the server accepts registrations (hosted services start before Kestrel).
         _events = table.Subscribe();
@@ -109,10 +174,25 @@ public sealed class KernelDatapath(BindingTable table, HomeAgentOptions options,
 
     private void Apply(string why)
     {
-        HomeAgentState desired = HomeAgentState.FromBindings(options.OuterAddress, options.LanInterface, table.List(), options.TunnelMtu);
+        IReadOnlyList<Binding> bindings = table.List();
+        HomeAgentState desired = HomeAgentState.FromBindings(options.OuterAddress, options.LanInterface, bindings, options.TunnelMtu,
+            _tunnel?.TunName, _allUserspace);
         Log.Applying(log, why, desired.Tunnels.Count);
+
+        // The userspace datapath learns its peers before the routes send it their traffic.
+        _tunnel?.SetPeers(desired.Tunnels.Values.Where(t => t.Shared).Select(PeerOf));
         Report(_reconciler!.Apply(desired));
     }
+
+    /// <summary>What the userspace datapath needs of a tunnel: who may send as the home address, from where, how.</summary>
+    private TunnelPeer PeerOf(HomeAgentTunnel t) => new()
+    {
+        Id = t.BindingId,
+        Inner = new IPNetwork(t.HomeAddress, 32),
+        OuterAddress = t.CareOfAddress,
+        Encapsulation = t.Encapsulation == Encapsulation.IpipUdp ? OuterEncapsulation.Udp : OuterEncapsulation.Ipip,
+        Keepalive = t.Encapsulation == Encapsulation.IpipUdp ? new KeepaliveCredentials(keys.TokenOf(t.BindingId), keys.KeyOf(t.BindingId)) : null,
+    };
 
     private void Report(HomeAgentReached? reached)
     {
@@ -144,5 +224,6 @@ public sealed class KernelDatapath(BindingTable table, HomeAgentOptions options,
         }
 
         _kernel?.Dispose();
+        _tunnel?.Dispose();
     }
 }

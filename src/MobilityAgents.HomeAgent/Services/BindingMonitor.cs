@@ -98,7 +98,7 @@ internal sealed class BindingMonitor(BindingTable table, IHostApplicationLifetim
             return;
         }
 
-        Log.BindingChanged(logger, e.Change.ToString(), b.Identity, b.DeviceId, b.HomeAddress.ToString(), b.CareOfAddress.ToString(), (int)b.Lifetime.TotalSeconds, b.Id);
+        Log.BindingChanged(logger, e.Change.ToString(), b.Identity, b.DeviceId, b.HomeAddress.ToString(), b.CareOfAddress.ToString(), b.Encapsulation == Core.Encapsulation.IpipUdp ? "ipip-in-UDP" : "ipip", (int)b.Lifetime.TotalSeconds, b.Id);
         switch (e.Change)
         {
             case BindingChange.Replaced when e.Previous is { } old:

@@ -19,6 +19,7 @@ internal sealed class HomeAgentService(
     BindingTable table,
     AuthorizationPolicy policy,
     HomeAgentOptions options,
+    Datapath.KeepaliveKeys keys,
     BindingMonitor monitor,
     TimeProvider time,
     IHostApplicationLifetime lifetime,
@@ -36,8 +37,28 @@ internal sealed class HomeAgentService(
         CheckTraffic(identity, request.Traffic);
         TimeSpan? lifetimeRequested = request.RequestedLifetimeSeconds == 0 ? null : TimeSpan.FromSeconds(request.RequestedLifetimeSeconds);
 
+        // NAT detection: the control connection's source is the address the laptop's packets
+        // reach us from. If it is not the care-of address the laptop reports, something rewrote
+        // it on the way: plain ipip (IP protocol 4, no ports) would not pass, ipip-in-UDP does.
+        IPAddress? observed = context.GetHttpContext().Connection.RemoteIpAddress is { } seen
+            ? (seen.IsIPv4MappedToIPv6 ? seen.MapToIPv4() : seen) : null;
+        bool behindNat = observed is not null && !observed.Equals(careOf);
+        Core.Encapsulation encapsulation = request.Encapsulation switch
+        {
+            V1.Encapsulation.Ipip => Core.Encapsulation.Ipip,
+            V1.Encapsulation.IpipUdp => Core.Encapsulation.IpipUdp,
+            V1.Encapsulation.Unspecified => behindNat ? Core.Encapsulation.IpipUdp : Core.Encapsulation.Ipip,
+            _ => throw Refuse("Register", identity, Refusals.InvalidArgument("encapsulation", $"encapsulation {request.Encapsulation} is not known: use UNSPECIFIED, IPIP or IPIP_UDP")),
+        };
+
         Core.Binding b = Refusing("Register", identity, () =>
-            table.Register(identity, request.DeviceId, careOf, home, lifetimeRequested, Core.Encapsulation.Ipip));
+            table.Register(identity, request.DeviceId, careOf, home, lifetimeRequested, encapsulation));
+        bool udp = b.Encapsulation == Core.Encapsulation.IpipUdp;
+        if (behindNat)
+        {
+            Log.NatDetected(logger, identity, careOf.ToString(), observed!.ToString(), udp ? "ipip-in-UDP" : "ipip (the laptop insisted)");
+        }
+
         return Task.FromResult(new RegisterReply
         {
             BindingId = b.Id,
@@ -48,9 +69,14 @@ internal sealed class HomeAgentService(
             CareOfAddress = b.CareOfAddress.ToString(),
             InnerHomeAgentAddress = "", // unnumbered tunnel
             InnerMobileAddress = "",
-            TunnelMtu = (uint)options.TunnelMtu,
+            TunnelMtu = (uint)(options.TunnelMtu - (udp ? Datapath.KernelDatapath.UdpOverhead : 0)),
             HeartbeatIntervalSeconds = (uint)Math.Max(1, (int)ProtocolTimers.HeartbeatInterval(b.Lifetime).TotalSeconds),
             Encapsulation = ToProto(b.Encapsulation),
+            UdpPort = udp ? options.UdpPort : 0u,
+            KeepaliveToken = udp ? keys.TokenOf(b.Id) : 0ul,
+            KeepaliveKey = udp ? Google.Protobuf.ByteString.CopyFrom(keys.KeyOf(b.Id)) : Google.Protobuf.ByteString.Empty,
+            KeepaliveIntervalSeconds = udp ? (uint)options.KeepaliveInterval.TotalSeconds : 0u,
+            ObservedAddress = observed?.ToString() ?? "",
         });
     }
 

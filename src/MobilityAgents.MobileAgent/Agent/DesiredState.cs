@@ -30,9 +30,15 @@ public static class DesiredState
             throw new ProtocolViolationException("the registration reply has no binding_id");
         }
 
-        if (reply.Encapsulation is not (Protocol.V1.Encapsulation.Ipip or Protocol.V1.Encapsulation.Unspecified))
+        bool udp = reply.Encapsulation == Protocol.V1.Encapsulation.IpipUdp;
+        if (!udp && reply.Encapsulation is not (Protocol.V1.Encapsulation.Ipip or Protocol.V1.Encapsulation.Unspecified))
         {
-            throw new ProtocolViolationException($"the home agent granted encapsulation {reply.Encapsulation}; this agent programs ipip (IP protocol 4) only");
+            throw new ProtocolViolationException($"the home agent granted encapsulation {reply.Encapsulation}, which this agent does not know");
+        }
+
+        if (udp && (reply.UdpPort is 0 or > 65535 || reply.KeepaliveKey.Length != 32))
+        {
+            throw new ProtocolViolationException($"the home agent granted ipip-in-UDP without a usable udp_port ({reply.UdpPort}) and 32-byte keepalive_key ({reply.KeepaliveKey.Length} bytes)");
         }
 
         if (!IPNetwork.TryParse(reply.HomePrefix, out IPNetwork prefix) || prefix.BaseAddress.AddressFamily != AddressFamily.InterNetwork)
@@ -52,6 +58,24 @@ public static class DesiredState
             VisitedGateway = visitedGateway,
             FwMarkSelection = options.FwMarkSelection,
             TcpPorts = [.. options.TcpPorts],
+            // ipip-in-UDP is always the userspace datapath's (the kernel's FOU is not driven yet).
+            UserspaceTunnel = udp || options.Datapath == MobileDatapath.Userspace,
+            UdpPort = udp ? (ushort)reply.UdpPort : (ushort)0,
+            KeepaliveToken = udp ? reply.KeepaliveToken : 0,
+            KeepaliveKey = udp ? [.. reply.KeepaliveKey.Span] : [],
+            KeepaliveInterval = udp ? TimeSpan.FromSeconds(Math.Clamp(reply.KeepaliveIntervalSeconds, 1u, 300u)) : TimeSpan.Zero,
+        };
+    }
+
+    /// <summary>The encapsulation asked for in a registration.</summary>
+    public static Protocol.V1.Encapsulation Requested(MobileAgentOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return options.Encapsulation switch
+        {
+            MobileEncapsulation.Ipip => Protocol.V1.Encapsulation.Ipip,
+            MobileEncapsulation.Udp => Protocol.V1.Encapsulation.IpipUdp,
+            _ => Protocol.V1.Encapsulation.Unspecified,
         };
     }
 

@@ -281,6 +281,7 @@ public sealed class MobileAgent : BackgroundService
                 RequestedLifetimeSeconds = (uint)_options.Lifetime.TotalSeconds,
                 DeviceId = _options.DeviceId,
                 Traffic = DesiredState.Traffic(_options),
+                Encapsulation = DesiredState.Requested(_options),
             };
             _registeringFrom = address;
             (RegisterReply reply, DateTimeOffset sentAt) = await _retry.ExecuteAsync(
@@ -314,6 +315,7 @@ public sealed class MobileAgent : BackgroundService
             _homePrefix = desired.HomePrefix;
             _adoptUntil = null;
             Log.Registered(_logger, desired.HomeAddress.ToString(), desired.CareOfAddress.ToString(), desired.HomeAgentAddress.ToString(),
+                desired.UdpPort != 0 ? $"ipip-in-UDP (NAT: the home agent saw us from {reply.ObservedAddress})" : "ipip",
                 (int)lifetime.TotalSeconds, interval.TotalSeconds, reply.BindingId);
 
             expiry.CancelAfter(Until(binding.ExpiresAt));

@@ -58,6 +58,8 @@ public static class MobileAgentConfiguration
         new("HomePrefixThroughTunnel", "false", "route the whole home prefix through the tunnel with the home address as source (the route to the home agent is pinned to the visited network)"),
         new("TcpPorts", "[]", "locally generated TCP to these ports leaves through the tunnel (marked with fwmark 0x100000), e.g. [25] or 25,110"),
         new("FwMarkSelection", "false", "packets carrying fwmark 0x100000 (set by your own rules) leave through the tunnel with the home address as source"),
+        new("Datapath", "auto", "auto (kernel ipip where the kernel can create ipip links, else userspace; logged at start), kernel, or userspace (a TUN device, the agent encapsulates); ipip-in-UDP always goes through userspace"),
+        new("Encapsulation", "auto", "auto (the home agent decides: ipip-in-UDP when it sees NAT between us, ipip otherwise), ipip, or udp (ipip-in-UDP always, e.g. when a firewall drops IP protocol 4)"),
         new("Namespace", "\"\"", "run in this named network namespace (/run/netns/NAME, as ip netns add makes); empty = the process's own"),
         new("LogLevel", "Information", "Trace, Debug, Information, Warning, Error or Critical"),
     ];
@@ -276,6 +278,20 @@ public static class MobileAgentConfiguration
                 : !File.Exists(Path.Combine(netnsRoot, v))
                     ? (null, $"is not a network namespace: {Path.Combine(netnsRoot, v)} does not exist (ip netns add {v})")
                     : (v, null));
+        MobileDatapath datapath = r.Scalar("Datapath", MobileDatapath.Auto, v => v.ToUpperInvariant() switch
+        {
+            "AUTO" => (MobileDatapath.Auto, null),
+            "KERNEL" => (MobileDatapath.Kernel, null),
+            "USERSPACE" => (MobileDatapath.Userspace, null),
+            _ => (MobileDatapath.Auto, "is not auto, kernel or userspace"),
+        });
+        MobileEncapsulation encapsulation = r.Scalar("Encapsulation", MobileEncapsulation.Auto, v => v.ToUpperInvariant() switch
+        {
+            "AUTO" => (MobileEncapsulation.Auto, null),
+            "IPIP" => (MobileEncapsulation.Ipip, null),
+            "UDP" => (MobileEncapsulation.Udp, null),
+            _ => (MobileEncapsulation.Auto, "is not auto, ipip or udp"),
+        });
         LogLevel logLevel = r.Scalar("LogLevel", LogLevel.Information, v =>
             Enum.TryParse(v, ignoreCase: true, out LogLevel l) && l != LogLevel.None && Enum.IsDefined(l) && !int.TryParse(v, CultureInfo.InvariantCulture, out _)
                 ? (l, null) : (LogLevel.Information, "is not Trace, Debug, Information, Warning, Error or Critical"));
@@ -300,6 +316,8 @@ public static class MobileAgentConfiguration
             TcpPorts = ports,
             FwMarkSelection = fwMarkSelection,
             Namespace = string.IsNullOrEmpty(netns) ? null : netns,
+            Datapath = datapath,
+            Encapsulation = encapsulation,
             LogLevel = logLevel,
         };
     }

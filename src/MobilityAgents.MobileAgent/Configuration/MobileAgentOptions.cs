@@ -3,6 +3,32 @@ using MobilityAgents.Core;
 
 namespace MobilityAgents.MobileAgent.Configuration;
 
+/// <summary>Which datapath carries the laptop's tunnel.</summary>
+public enum MobileDatapath
+{
+    /// <summary>Kernel where the kernel can create ipip links, else userspace (decided and logged at start).</summary>
+    Auto,
+
+    /// <summary>The kernel's classic ipip link (ipip-in-UDP still goes through userspace).</summary>
+    Kernel,
+
+    /// <summary>A TUN device; the agent encapsulates.</summary>
+    Userspace,
+}
+
+/// <summary>What the laptop asks the home agent for.</summary>
+public enum MobileEncapsulation
+{
+    /// <summary>The home agent decides (ipip-in-UDP when it sees NAT).</summary>
+    Auto,
+
+    /// <summary>IP protocol 4 always.</summary>
+    Ipip,
+
+    /// <summary>ipip-in-UDP always.</summary>
+    Udp,
+}
+
 /// <summary>
 /// The mobile agent's validated configuration: immutable, built once at start by
 /// <see cref="MobileAgentConfiguration.Load(string[])"/>. Every key is described in
@@ -52,6 +78,12 @@ public sealed record MobileAgentOptions
     /// <summary>Run inside this named network namespace (/run/netns/NAME); null = the process's own.</summary>
     public string? Namespace { get; init; }
 
+    /// <summary>Which datapath carries the tunnel (Auto is resolved at start).</summary>
+    public MobileDatapath Datapath { get; init; } = MobileDatapath.Auto;
+
+    /// <summary>The encapsulation asked for in registrations.</summary>
+    public MobileEncapsulation Encapsulation { get; init; } = MobileEncapsulation.Auto;
+
     public LogLevel LogLevel { get; init; } = LogLevel.Information;
 
     /// <summary>
@@ -68,7 +100,7 @@ public sealed record MobileAgentOptions
         Equals(HomeAddress, other.HomeAddress) && DeviceId == other.DeviceId && Lifetime == other.Lifetime &&
         TunnelName == other.TunnelName && HomePrefixThroughTunnel == other.HomePrefixThroughTunnel &&
         TcpPorts.SequenceEqual(other.TcpPorts) && FwMarkSelection == other.FwMarkSelection &&
-        Namespace == other.Namespace && LogLevel == other.LogLevel;
+        Namespace == other.Namespace && LogLevel == other.LogLevel && Datapath == other.Datapath && Encapsulation == other.Encapsulation;
 
     public override int GetHashCode() => HashCode.Combine(HomeAgent, HomeAgentAddress, DeviceId, HomeAddress, TunnelName, TcpPorts.Count);
 }

@@ -540,10 +540,7 @@ public sealed class HomeAgentReconciler
             bool proxyAdded = false;
             if (failure is null)
             {
-                bool present = !_goneProxies.Contains((t.HomeAddress, lan.Index)) && _proxies.Any(p =>
-                    p.Destination.Equals(t.HomeAddress) && p.InterfaceIndex == lan.Index && p.Protocol == Ownership.NeighbourProtocol);
-                failure = Step(t, !present, $"ip neigh add proxy {t.HomeAddress} dev {lan.Name} protocol {Ownership.NeighbourProtocol}", () => _k.AddProxy(ProxyEntry(t.HomeAddress, lan.Index)));
-                proxyAdded = !present && failure is null;
+                (failure, proxyAdded) = EnsureProxy(t, lan);
             }
 
             if (failure is not null)
@@ -553,20 +550,40 @@ public sealed class HomeAgentReconciler
                 return null;
             }
 
-            if ((created || proxyAdded) && lan.HardwareAddress is { } mac && mac.GetAddressBytes().Length == 6)
+            if (created || proxyAdded)
             {
-                Log.GratuitousArp(_log, lan.Name, t.HomeAddress.ToString(), Mac(mac));
-                try
-                {
-                    _k.AnnounceAddress(lan.Index, mac, t.HomeAddress);
-                }
-                catch (Exception e) when (IsKernelError(e))
-                {
-                    Error(t.BindingId, e.Message); // the tunnel works; LAN hosts learn the new MAC when their entries expire
-                }
+                Announce(t, lan);
             }
 
             return (t with { CareOfAddress = remote! }, new TunnelLink(name, link.Index));
+        }
+
+        /// <summary>The binding's proxy-ARP entry on the LAN: (the error message or null, whether it was added now).</summary>
+        private (string? Failure, bool Added) EnsureProxy(HomeAgentTunnel t, Link lan)
+        {
+            bool present = !_goneProxies.Contains((t.HomeAddress, lan.Index)) && _proxies.Any(p =>
+                p.Destination.Equals(t.HomeAddress) && p.InterfaceIndex == lan.Index && p.Protocol == Ownership.NeighbourProtocol);
+            string? failure = Step(t, !present, $"ip neigh add proxy {t.HomeAddress} dev {lan.Name} protocol {Ownership.NeighbourProtocol}", () => _k.AddProxy(ProxyEntry(t.HomeAddress, lan.Index)));
+            return (failure, !present && failure is null);
+        }
+
+        /// <summary>A gratuitous ARP for the home address with the LAN's MAC, so LAN hosts re-point their entries at once.</summary>
+        private void Announce(HomeAgentTunnel t, Link lan)
+        {
+            if (lan.HardwareAddress is not { } mac || mac.GetAddressBytes().Length != 6)
+            {
+                return;
+            }
+
+            Log.GratuitousArp(_log, lan.Name, t.HomeAddress.ToString(), Mac(mac));
+            try
+            {
+                _k.AnnounceAddress(lan.Index, mac, t.HomeAddress);
+            }
+            catch (Exception e) when (IsKernelError(e))
+            {
+                Error(t.BindingId, e.Message); // the tunnel works; LAN hosts learn the new MAC when their entries expire
+            }
         }
 
         /// <summary>
@@ -584,10 +601,7 @@ public sealed class HomeAgentReconciler
             bool proxyAdded = false;
             if (failure is null)
             {
-                bool present = !_goneProxies.Contains((t.HomeAddress, lan.Index)) && _proxies.Any(p =>
-                    p.Destination.Equals(t.HomeAddress) && p.InterfaceIndex == lan.Index && p.Protocol == Ownership.NeighbourProtocol);
-                failure = Step(t, !present, $"ip neigh add proxy {t.HomeAddress} dev {lan.Name} protocol {Ownership.NeighbourProtocol}", () => _k.AddProxy(ProxyEntry(t.HomeAddress, lan.Index)));
-                proxyAdded = !present && failure is null;
+                (failure, proxyAdded) = EnsureProxy(t, lan);
             }
 
             if (failure is not null)
@@ -597,17 +611,9 @@ public sealed class HomeAgentReconciler
                 return null; // a route it may have got is removed as an orphan below
             }
 
-            if (proxyAdded && lan.HardwareAddress is { } mac && mac.GetAddressBytes().Length == 6)
+            if (proxyAdded)
             {
-                Log.GratuitousArp(_log, lan.Name, t.HomeAddress.ToString(), Mac(mac));
-                try
-                {
-                    _k.AnnounceAddress(lan.Index, mac, t.HomeAddress);
-                }
-                catch (Exception e) when (IsKernelError(e))
-                {
-                    Error(t.BindingId, e.Message);
-                }
+                Announce(t, lan);
             }
 
             return (t, new TunnelLink(shared.Name, shared.Index));

@@ -3,11 +3,12 @@ using System.Text.Json;
 using MobilityAgents.Netlink;
 using MobilityAgents.Rtnetlink;
 
-namespace MobilityAgents.Reconciler.Tests;
+namespace MobilityAgents.Testing;
 
 /// <summary>
 /// A fresh network namespace for one test (<c>ip netns add ma-t-XXXX</c>), removed on dispose even
 /// when the test failed. Names start with "ma-t-" so the CI script can sweep any left by a crash.
+/// One source for the kernel test projects (linked into each by its .csproj).
 /// </summary>
 public sealed class TestNamespace : IDisposable
 {
@@ -76,8 +77,12 @@ public static class Ip
         }
 
         using Process p = Process.Start(psi) ?? throw new InvalidOperationException("cannot start ip");
-        Task<string> err = p.StandardError.ReadToEndAsync();
-        string stdout = p.StandardOutput.ReadToEnd();
+        // Dispose the redirected pipes now: Process.Dispose leaves them to the finalizer, and a
+        // long run would otherwise pile up file descriptors.
+        using StreamReader stdoutReader = p.StandardOutput;
+        using StreamReader stderrReader = p.StandardError;
+        Task<string> err = stderrReader.ReadToEndAsync();
+        string stdout = stdoutReader.ReadToEnd();
         p.WaitForExit();
         return (p.ExitCode, stdout, err.Result);
     }
